@@ -1,0 +1,89 @@
+"""Typed webhook events: what SMTPeter told us, validated and normalized, nothing more.
+
+Parsing (``exporter.webhook``) builds these; classification, metrics and logging only read
+them. Every event is a frozen dataclass so no later step can change what was received.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import ClassVar
+
+
+class Kind(StrEnum):
+    """The webhook kinds this service receives, as used in paths, ``type`` and labels."""
+
+    FAILURE = "failure"
+    DELIVERY = "delivery"
+    OPEN = "open"
+    CLICK = "click"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Fields every SMTPeter webhook shares."""
+
+    message_id: str
+    recipient: str
+    #: The recipient's domain, normalized (lowercase, IDNA ASCII, no trailing dot).
+    domain: str
+    #: When SMTPeter says it happened: from ``time``, else ``timestamp`` (read as UTC).
+    occurred_at: datetime | None
+    tags: tuple[str, ...]
+    #: Fields SMTPeter sent that this version does not know, bounded, for the log line.
+    extra: tuple[tuple[str, str], ...]
+    #: Names of fields whose values were cut to the field limit.
+    truncated: tuple[str, ...]
+
+    kind: ClassVar[Kind]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FailureEvent(Event):
+    """A delivery that failed during the SMTP conversation, or bounced later (state bounce)."""
+
+    kind: ClassVar[Kind] = Kind.FAILURE
+
+    action: str
+    #: ``state`` exactly as sent (trimmed); ``state`` is its normalized form.
+    state_raw: str
+    state: str
+    code: str
+    extended: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveryEvent(Event):
+    """A message the receiving server accepted."""
+
+    kind: ClassVar[Kind] = Kind.DELIVERY
+
+    code: str
+    extended: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenEvent(Event):
+    """A recipient loaded the tracking pixel."""
+
+    kind: ClassVar[Kind] = Kind.OPEN
+
+    ip: str
+    useragent: str
+    referer: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClickEvent(Event):
+    """A recipient followed a tracked link; ``original`` is the link's target."""
+
+    kind: ClassVar[Kind] = Kind.CLICK
+
+    ip: str
+    useragent: str
+    referer: str
+    original: str

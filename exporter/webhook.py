@@ -1,0 +1,265 @@
+"""SMTPeter webhook fields to typed events: every field is checked and bounded here.
+
+SMTPeter documents its variables loosely (older accounts send fewer, every field but
+``recipient`` may be missing or empty), so the rules are: trim everything, cut overlong
+values and say so, keep unknown fields for the log, and reject with a 400 only what would
+make the event wrong (no recipient, a malformed code, a time that is not a time).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Final, TypedDict
+
+from exporter.domains import InvalidDomainError, normalize_domain
+from exporter.errors import invalid
+from exporter.events import (
+    ClickEvent,
+    DeliveryEvent,
+    Event,
+    FailureEvent,
+    Kind,
+    OpenEvent,
+)
+from exporter.payload import Fields
+from exporter.smtp import is_reply_code, normalize_state, parse_enhanced_status
+
+#: Longest value kept per field; longer ones are cut and the field is listed in ``truncated``.
+DEFAULT_FIELD_LIMIT: Final = 512
+FIELD_LIMITS: Final[dict[str, int]] = {"description": 4096, "original": 2048, "useragent": 1024}
+#: An address longer than this is not an address (RFC 5321 allows 64 + 1 + 255).
+RECIPIENT_LIMIT: Final = 512
+MAX_TAGS: Final = 32
+TAG_LIMIT: Final = 128
+#: Unknown fields kept for the log line, and how much of each.
+MAX_EXTRA_FIELDS: Final = 16
+EXTRA_NAME_LIMIT: Final = 64
+EXTRA_VALUE_LIMIT: Final = 256
+#: Latest instant ``time`` may name: the end of year 9999, where ``datetime`` ends.
+MAX_UNIX_TIME: Final = 253_402_300_799
+
+#: ``type`` values SMTPeter (or a re-encoding proxy) may send for each kind.
+TYPE_NAMES: Final[dict[str, Kind]] = {
+    "failure": Kind.FAILURE,
+    "failures": Kind.FAILURE,
+    "delivery": Kind.DELIVERY,
+    "deliveries": Kind.DELIVERY,
+    "open": Kind.OPEN,
+    "opens": Kind.OPEN,
+    "click": Kind.CLICK,
+    "clicks": Kind.CLICK,
+}
+
+_COMMON_FIELDS: Final = frozenset({"id", "type", "timestamp", "time", "recipient", "tags"})
+#: Fields each kind documents beyond the common ones; anything else is ``extra``.
+KNOWN_FIELDS: Final[dict[Kind, frozenset[str]]] = {
+    Kind.FAILURE: _COMMON_FIELDS | {"action", "state", "code", "extended", "description"},
+    Kind.DELIVERY: _COMMON_FIELDS | {"code", "extended", "description"},
+    Kind.OPEN: _COMMON_FIELDS | {"ip", "useragent", "referer"},
+    Kind.CLICK: _COMMON_FIELDS | {"ip", "useragent", "referer", "original"},
+}
+
+_UNIX_TIME: Final = re.compile(r"[0-9]{1,12}")
+
+
+class _Reader:
+    """Single-valued, trimmed, bounded access to decoded fields; remembers what it cut."""
+
+    __slots__ = ("_fields", "truncated")
+
+    def __init__(self, fields: Fields) -> None:
+        self._fields = fields
+        self.truncated: list[str] = []
+
+    def text(self, name: str) -> str:
+        values = self._fields.get(name)
+        if not values:
+            return ""
+        if len(values) > 1:
+            raise invalid(f"{name} was given {len(values)} times; send it once", name)
+        value = values[0].strip()
+        limit = FIELD_LIMITS.get(name, DEFAULT_FIELD_LIMIT)
+        if len(value) > limit:
+            self.truncated.append(name)
+            value = value[:limit]
+        return value
+
+    def values(self, name: str) -> list[str]:
+        return self._fields.get(name, [])
+
+
+def resolve_kind(fields: Fields) -> Kind:
+    """The kind named by ``type``, for ``POST /webhooks`` which serves every kind."""
+    name = _Reader(fields).text("type")
+    if not name:
+        raise invalid("type is required when posting to /webhooks", "type")
+    kind = TYPE_NAMES.get(name.lower())
+    if kind is None:
+        raise invalid(f"type {name[:64]!r} is not a webhook type this service receives", "type")
+    return kind
+
+
+def parse_event(kind: Kind, fields: Fields) -> Event:
+    """Build the typed event for ``kind`` or raise :class:`~exporter.errors.Rejected`."""
+    reader = _Reader(fields)
+    _check_type(reader, kind)
+    recipient, domain = _recipient(reader)
+    common = _Common(
+        message_id=reader.text("id"),
+        recipient=recipient,
+        domain=domain,
+        occurred_at=_occurred_at(reader),
+        tags=_tags(reader.values("tags")),
+        extra=_extra(fields, KNOWN_FIELDS[kind]),
+    )
+    return _BUILDERS[kind](reader, common)
+
+
+def _check_type(reader: _Reader, kind: Kind) -> None:
+    name = reader.text("type")
+    if name and TYPE_NAMES.get(name.lower()) is not kind:
+        raise invalid(f"type {name[:64]!r} does not match this endpoint ({kind})", "type")
+
+
+def _recipient(reader: _Reader) -> tuple[str, str]:
+    values = reader.values("recipient")
+    if len(values) > 1:
+        raise invalid("recipient was given more than once; send it once", "recipient")
+    recipient = values[0].strip().strip("<>").strip() if values else ""
+    if not recipient:
+        raise invalid("recipient is required", "recipient")
+    if len(recipient) > RECIPIENT_LIMIT:
+        raise invalid(f"recipient is longer than {RECIPIENT_LIMIT} characters", "recipient")
+    local, at, raw_domain = recipient.rpartition("@")
+    if not at or not raw_domain.strip():
+        raise invalid("recipient has no domain", "recipient")
+    try:
+        domain = normalize_domain(raw_domain)
+    except InvalidDomainError as exc:
+        raise invalid(f"recipient domain is invalid: {exc}", "recipient") from None
+    return f"{local}@{domain}", domain
+
+
+def _occurred_at(reader: _Reader) -> datetime | None:
+    unix = reader.text("time")
+    if unix:
+        if _UNIX_TIME.fullmatch(unix) is None or int(unix) > MAX_UNIX_TIME:
+            raise invalid("time must be whole seconds since the Unix epoch", "time")
+        return datetime.fromtimestamp(int(unix), tz=UTC)
+    stamp = reader.text("timestamp")
+    if not stamp:
+        return None
+    try:
+        parsed = datetime.fromisoformat(stamp)
+    except ValueError:
+        raise invalid("timestamp must look like 'YYYY-MM-DD HH:MM:SS'", "timestamp") from None
+    # SMTPeter's timestamp carries no zone; read it as UTC, as its unix ``time`` is.
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _tags(values: list[str]) -> tuple[str, ...]:
+    """Tags arrive as ``a;b``, as repeated ``tags[]``, or as a JSON list: one flat tuple."""
+    tags: list[str] = []
+    for value in values:
+        for part in value.split(";"):
+            tag = part.strip()[:TAG_LIMIT]
+            if tag:
+                tags.append(tag)
+                if len(tags) == MAX_TAGS:
+                    return tuple(tags)
+    return tuple(tags)
+
+
+def _extra(fields: Fields, known: frozenset[str]) -> tuple[tuple[str, str], ...]:
+    extra: list[tuple[str, str]] = []
+    for name, values in fields.items():
+        if name in known:
+            continue
+        extra.append((name[:EXTRA_NAME_LIMIT], ";".join(values)[:EXTRA_VALUE_LIMIT]))
+        if len(extra) == MAX_EXTRA_FIELDS:
+            break
+    return tuple(extra)
+
+
+def _code(reader: _Reader) -> str:
+    code = reader.text("code")
+    if code and not is_reply_code(code):
+        raise invalid("code must be a three-digit SMTP reply code from 200 to 599", "code")
+    return code
+
+
+def _extended(reader: _Reader) -> str:
+    text = reader.text("extended")
+    if not text:
+        return ""
+    status = parse_enhanced_status(text)
+    if status is None:
+        raise invalid(
+            "extended must be an enhanced status code class.subject.detail, class 2, 4 or 5",
+            "extended",
+        )
+    return str(status)
+
+
+class _Common(TypedDict):
+    message_id: str
+    recipient: str
+    domain: str
+    occurred_at: datetime | None
+    tags: tuple[str, ...]
+    extra: tuple[tuple[str, str], ...]
+
+
+def _failure(reader: _Reader, common: _Common) -> Event:
+    state_raw = reader.text("state")
+    return FailureEvent(
+        **common,
+        action=reader.text("action"),
+        state_raw=state_raw,
+        state=normalize_state(state_raw) or "other",
+        code=_code(reader),
+        extended=_extended(reader),
+        description=reader.text("description"),
+        truncated=tuple(reader.truncated),
+    )
+
+
+def _delivery(reader: _Reader, common: _Common) -> Event:
+    return DeliveryEvent(
+        **common,
+        code=_code(reader),
+        extended=_extended(reader),
+        description=reader.text("description"),
+        truncated=tuple(reader.truncated),
+    )
+
+
+def _open(reader: _Reader, common: _Common) -> Event:
+    return OpenEvent(
+        **common,
+        ip=reader.text("ip"),
+        useragent=reader.text("useragent"),
+        referer=reader.text("referer"),
+        truncated=tuple(reader.truncated),
+    )
+
+
+def _click(reader: _Reader, common: _Common) -> Event:
+    return ClickEvent(
+        **common,
+        ip=reader.text("ip"),
+        useragent=reader.text("useragent"),
+        referer=reader.text("referer"),
+        original=reader.text("original"),
+        truncated=tuple(reader.truncated),
+    )
+
+
+_BUILDERS: Final[dict[Kind, Callable[[_Reader, _Common], Event]]] = {
+    Kind.FAILURE: _failure,
+    Kind.DELIVERY: _delivery,
+    Kind.OPEN: _open,
+    Kind.CLICK: _click,
+}

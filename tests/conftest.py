@@ -1,0 +1,51 @@
+"""Fixtures shared by every test module."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def corpus_dir() -> Path:
+    """The shared bounce corpus (``../shared/corpus``), or a skip when this checkout has none."""
+    path = Path(os.environ.get("SMTPETER_CORPUS", PROJECT_ROOT.parent / "shared" / "corpus"))
+    if not (path / "failures.jsonl").is_file():
+        pytest.skip(f"bounce corpus not found at {path} (set SMTPETER_CORPUS to point at it)")
+    return path
+
+
+def require_tool(name: str) -> str:
+    """The path of program ``name``; skip without it, but fail under CI, which must have it."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (make tools installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(autouse=True)
+def _reset_structlog() -> Iterator[None]:
+    """Each test starts from structlog's defaults, whatever the last one configured."""
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
+    yield
+    structlog.reset_defaults()
