@@ -8,6 +8,8 @@ and deduplication belong in middlewares between ``outcomes`` and the handler.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import time
 import uuid
@@ -54,10 +56,29 @@ _REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 @dataclass(slots=True)
 class Lifecycle:
-    """Whether the app should be sent traffic (``/readyz``)."""
+    """Readiness (``/readyz``) and the requests in flight, for draining at shutdown."""
 
     ready: bool = False
     started_at: float = field(default_factory=time.time)
+    in_flight: int = 0
+    _drained: asyncio.Event | None = None
+
+    def enter(self) -> None:
+        self.in_flight += 1
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0 and self._drained is not None:
+            self._drained.set()
+
+    async def drain(self, within: float) -> int:
+        """Wait until no request is in flight, or ``within`` seconds; return how many are left."""
+        if self.in_flight:
+            self._drained = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(within):
+                    await self._drained.wait()
+        return self.in_flight
 
 
 SETTINGS: Final = web.AppKey("settings", Settings)
@@ -84,8 +105,12 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
 
 def setup_middlewares(app: web.Application) -> None:
-    """Outermost first: request context, then outcomes (errors, counting, timing)."""
-    app.middlewares.extend([bind_request_context, outcomes])
+    """Outermost first: request context, then outcomes (errors, counting, timing).
+
+    Authentication and deduplication go after ``outcomes``, so what they refuse is
+    answered, counted and logged like any other rejection.
+    """
+    app.middlewares.extend([request_context, outcomes])
 
 
 def setup_routes(app: web.Application) -> None:
@@ -131,13 +156,19 @@ def _too_large(limit: int) -> Rejected:
 
 
 @web.middleware
-async def bind_request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Bind a request id (the client's X-Request-Id when plain, else a new one) to the logs."""
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bind a request id to the logs (the client's X-Request-Id when plain, else a new one)
+    and keep the request counted as in flight until it is answered."""
     given = request.headers.get("X-Request-Id", "")
     request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)
-    response = await handler(request)
+    lifecycle = request.app[LIFECYCLE]
+    lifecycle.enter()
+    try:
+        response = await handler(request)
+    finally:
+        lifecycle.leave()
     response.headers["X-Request-Id"] = request_id
     return response
 
