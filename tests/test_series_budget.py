@@ -1,0 +1,38 @@
+"""The README's series budget, pinned: the formula and what a saturated registry holds."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.series import measure
+from exporter.domains import PROVIDER_DOMAINS
+from exporter.errors import Outcome
+from exporter.metrics import DURATION_BUCKETS, REQUEST_KINDS
+from exporter.smtp import CODE_CLASSES, STATES, STATUS_CLASSES, STATUS_SUBJECTS
+
+
+def budget_formula(domains: int) -> tuple[int, int]:
+    """(series at start, worst case) for ``domains`` domain label values including "other"."""
+    requests = len(REQUEST_KINDS) * len(Outcome)
+    durations = len(REQUEST_KINDS) * (len(DURATION_BUCKETS) + 3)  # +Inf, _sum, _count
+    fixed = requests + durations + 4 + 1 + 1  # last_event per kind, overflow, build_info
+    status_at_start = len(STATUS_CLASSES) * len(STATUS_SUBJECTS) + 1
+    status_worst = len(STATUS_CLASSES) * (len(STATUS_SUBJECTS) + 1) + 1  # + "other" subject
+    per_domain = len(STATES) * len(CODE_CLASSES) + 3  # failures + deliveries, opens, clicks
+    providers = len(PROVIDER_DOMAINS) + 1
+    return (
+        fixed + status_at_start + per_domain * providers,
+        fixed + status_worst + per_domain * domains,
+    )
+
+
+@pytest.mark.parametrize("limit", [0, 5, 100])
+def test_series_at_start_and_worst_case_follow_the_documented_formula(limit: int) -> None:
+    budget = measure(limit)
+    at_start, worst = budget_formula(len(PROVIDER_DOMAINS) + limit + 1)
+    assert (budget.at_start, budget.worst_case) == (at_start, worst)
+
+
+def test_default_budget_is_what_the_readme_says() -> None:
+    budget = measure(100)
+    assert (budget.at_start, budget.worst_case) == (1579, 5482)
