@@ -46,7 +46,9 @@ def configure_logging(
     out = stream if stream is not None else sys.stdout
     console = log_format is LogFormat.CONSOLE or (log_format is LogFormat.AUTO and out.isatty())
     renderer: structlog.typing.Processor = (
-        structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
+        structlog.dev.ConsoleRenderer(colors=out.isatty())
+        if console
+        else structlog.processors.JSONRenderer()
     )
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,

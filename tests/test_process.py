@@ -184,3 +184,15 @@ def test_bad_environment_value_stops_with_a_message_naming_the_variable() -> Non
     )
     assert result.returncode == 2
     assert "SMTPETER_EXPORTER_METRICS_DOMAIN_LIMIT" in result.stderr
+
+
+def test_access_log_lines_go_through_structlog_when_enabled() -> None:
+    running = start(SMTPETER_EXPORTER_WEB_ACCESS_LOG="true")
+    running.request("GET", "/healthz", headers={"User-Agent": "probe/1"})
+    code, lines = running.stop()
+    assert code == 0
+    requests = [line for line in lines if line["event"] == "http_request"]
+    [access] = [line for line in requests if line["path"] == "/healthz"]
+    assert (access["method"], access["path"], access["status"]) == ("GET", "/healthz", 200)
+    assert access["user_agent"] == "probe/1"
+    assert isinstance(access["duration_seconds"], float)
