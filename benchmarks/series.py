@@ -1,27 +1,53 @@
 """Series budget: how many series /metrics holds at start and at worst.
 
 ``python -m benchmarks.series [DOMAIN_LIMIT]`` drives every label value the exporter can
-produce (every state, code class, status class and subject, kind, outcome, and more
-recipient domains than the cap) through the public recording API of a fresh registry, and
-counts the samples exposed. These are the figures the README's series budget quotes.
+produce (every state, code class, status class and subject, reason, bounce kind, feedback
+type, kind and outcome, for more recipient domains than the cap) through the public
+recording API of a fresh registry, and counts the samples exposed. These are the figures
+the README's series budget quotes.
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, fields, replace
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import TypedDict
 
 from prometheus_client import CollectorRegistry
 
+from exporter.bounces import BounceFact, BounceReport
+from exporter.classifier import Verdict
+from exporter.diagnosis import FEEDBACK_TYPES, NOTHING, Diagnosis
 from exporter.domains import PROVIDER_DOMAINS
 from exporter.errors import Outcome
-from exporter.events import ClickEvent, DeliveryEvent, Event, FailureEvent, OpenEvent
-from exporter.metrics import REQUEST_KINDS, Metrics
+from exporter.events import (
+    AbuseEvent,
+    BounceEvent,
+    ClickEvent,
+    DeliveryEvent,
+    Event,
+    FailureEvent,
+    OpenEvent,
+    RecipientEvent,
+)
+from exporter.metrics import BOUNCE_VERDICTS, REQUEST_KINDS, VERDICTS, Metrics
 from exporter.smtp import STATES, STATUS_CLASSES
 
 CODES = ("250", "450", "550", "")
 STATUS_SUBJECTS_SEEN = ("0", "1", "2", "3", "4", "5", "6", "7", "9")
-_COMMON = tuple(field.name for field in fields(Event))
+
+
+class _Common(TypedDict):
+    message_id: str
+    occurred_at: datetime | None
+    tags: tuple[str, ...]
+    extra: tuple[tuple[str, str], ...]
+    truncated: tuple[str, ...]
+
+
+_COMMON = _Common(message_id="", occurred_at=None, tags=(), extra=(), truncated=())
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,17 +63,17 @@ def count_series(registry: CollectorRegistry, prefix: str = "smtpeter_") -> int:
     )
 
 
-def _events(domains: list[str]) -> list[Event]:
-    """One event per label combination: every kind, state and code class for every domain,
-    every status class and subject for one."""
+def _fact(recipient: str, reason: str, bounce_type: str) -> BounceFact:
+    return BounceFact(recipient, "", "", "", "", reason, bounce_type)
+
+
+def _recorded(domains: list[str]) -> Iterator[tuple[Event, Diagnosis]]:
+    """One event per label combination: every kind, state, code class, reason and bounce
+    kind for every domain; every status class and subject and feedback type for one."""
     failure = FailureEvent(
-        message_id="",
+        **_COMMON,
         recipient="x@gmail.com",
         domain="gmail.com",
-        occurred_at=None,
-        tags=(),
-        extra=(),
-        truncated=(),
         action="",
         state_raw="",
         state="other",
@@ -55,37 +81,47 @@ def _events(domains: list[str]) -> list[Event]:
         extended="",
         description="",
     )
-    delivery = DeliveryEvent(
-        **{name: getattr(failure, name) for name in _COMMON}, code="", extended="", description=""
+    others: tuple[RecipientEvent, ...] = (
+        DeliveryEvent(**_COMMON, recipient="", domain="", code="", extended="", description=""),
+        OpenEvent(**_COMMON, recipient="", domain="", ip="", useragent="", referer=""),
+        ClickEvent(
+            **_COMMON, recipient="", domain="", ip="", useragent="", referer="", original=""
+        ),
     )
-    opened = OpenEvent(
-        **{name: getattr(failure, name) for name in _COMMON}, ip="", useragent="", referer=""
+    bounce = BounceEvent(
+        **_COMMON,
+        recipient="",
+        domain="",
+        envelope="",
+        mailfrom="",
+        rcptto="",
+        mime=b"",
     )
-    clicked = ClickEvent(
-        **{name: getattr(failure, name) for name in _COMMON},
-        ip="",
-        useragent="",
-        referer="",
-        original="",
-    )
-    events: list[Event] = []
+    abuse = AbuseEvent(**_COMMON, emailfrom="", mime=b"")
     for domain in domains:
         recipient = f"x@{domain}"
-        events.extend(
-            replace(failure, recipient=recipient, domain=domain, state=state, code=code)
-            for state in STATES
-            for code in CODES
-        )
-        events.extend(
-            replace(event, recipient=recipient, domain=domain)
-            for event in (delivery, opened, clicked)
-        )
-    events.extend(
-        replace(failure, extended=f"{klass}.{subject}.0")
-        for klass in STATUS_CLASSES
-        for subject in STATUS_SUBJECTS_SEEN
-    )
-    return events
+        for state in STATES:
+            for code in CODES:
+                event = replace(failure, recipient=recipient, domain=domain, state=state, code=code)
+                yield event, NOTHING
+        for reason, bounce_type in VERDICTS:
+            event = replace(failure, recipient=recipient, domain=domain)
+            yield event, Diagnosis(verdict=Verdict(reason, bounce_type))
+        for kind, reason, bounce_type in BOUNCE_VERDICTS:
+            report = BounceReport(kind, (_fact(recipient, reason, bounce_type),))
+            yield replace(bounce, recipient=recipient, domain=domain), Diagnosis(report=report)
+        for feedback_type in FEEDBACK_TYPES:
+            report = BounceReport(
+                "feedback", (_fact(recipient, "feedback", "soft"),), feedback_type=feedback_type
+            )
+            yield abuse, Diagnosis(report=report)
+        for other in others:
+            yield replace(other, recipient=recipient, domain=domain), NOTHING
+    for feedback_type in FEEDBACK_TYPES:  # reports naming no recipient: domain="unknown"
+        yield abuse, Diagnosis(report=BounceReport("feedback", (), feedback_type=feedback_type))
+    for klass in STATUS_CLASSES:
+        for subject in STATUS_SUBJECTS_SEEN:
+            yield replace(failure, extended=f"{klass}.{subject}.0"), NOTHING
 
 
 def measure(domain_limit: int = 100) -> SeriesBudget:
@@ -94,8 +130,8 @@ def measure(domain_limit: int = 100) -> SeriesBudget:
     at_start = count_series(registry)
     # Twice the cap of new domains, so the cap and "other" are both reached.
     domains = [*PROVIDER_DOMAINS, *(f"d{i}.example" for i in range(2 * domain_limit + 10))]
-    for event in _events(domains):
-        metrics.count_event(event, 0.0)
+    for event, diagnosis in _recorded(domains):
+        metrics.count_event(event, diagnosis, 0.0)
     for kind in REQUEST_KINDS:
         for outcome in Outcome:
             metrics.count_request(kind, outcome, 0.001)

@@ -1,9 +1,10 @@
 """The aiohttp application: routes, middlewares and the webhook handler.
 
 A webhook request flows one way: read the body -> decode fields -> parse a typed event ->
-record it (metrics + one log line) -> 200. Any step may raise :class:`Rejected`; the
-``outcomes`` middleware turns that into a JSON 4xx, counts it and logs it. Authentication
-and deduplication belong in middlewares between ``outcomes`` and the handler.
+diagnose it (a failure's reason, what a raw message says) -> record it (metrics + one log
+line) -> 200. Any step may raise :class:`Rejected`; the ``outcomes`` middleware turns that
+into a JSON 4xx, counts it and logs it. Authentication and deduplication belong in
+middlewares between ``outcomes`` and the handler.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from exporter import payload
+from exporter.diagnosis import diagnose
 from exporter.errors import Outcome, Rejected
 from exporter.events import Kind
 from exporter.logs import log
@@ -42,6 +44,8 @@ KIND_PATHS: Final[dict[str, Kind]] = {
     "/webhooks/deliveries": Kind.DELIVERY,
     "/webhooks/opens": Kind.OPEN,
     "/webhooks/clicks": Kind.CLICK,
+    "/webhooks/bounces": Kind.BOUNCE,
+    "/webhooks/abuses": Kind.ABUSE,
 }
 
 #: Statuses aiohttp's router raises, the outcome each is counted as and what to tell.
@@ -145,7 +149,7 @@ def webhook_handler(kind: Kind | None) -> Handler:
         event_kind = kind if kind is not None else resolve_kind(fields)
         request[REQUEST_KIND] = event_kind.value
         event = parse_event(event_kind, fields)
-        request.app[RECORDER].record(event, received_at)
+        request.app[RECORDER].record(event, diagnose(event), received_at)
         return web.json_response({"status": "accepted", "kind": event_kind.value})
 
     return handle

@@ -1,4 +1,5 @@
-"""The ``smtpeter-exporter`` command: with no subcommand it runs the server."""
+"""The ``smtpeter-exporter`` command: with no subcommand it runs the server;
+``classify`` runs the classifier offline."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-from exporter import __version__
+from exporter import __version__, classify_command
 from exporter.app import create_app
 from exporter.logs import configure_logging, log
 from exporter.server import serve
@@ -22,6 +23,17 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     add_options(parser, environ)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    classify = commands.add_parser(
+        "classify",
+        help="classify failure payloads or raw bounce messages offline (JSON lines out)",
+        description="Without --mime: read JSON lines of failure payloads from FILEs (or "
+        "stdin) and write each with reason, bounce_type, state, code_class, status_class, "
+        "status_subject and domain added. With --mime: read each FILE as one raw message "
+        "and write a line per recipient it names. Exit status 1 if any input failed.",
+    )
+    classify.add_argument("--mime", action="store_true", help="FILEs are raw messages")
+    classify.add_argument("files", nargs="*", metavar="FILE", help="input files; - is stdin")
     return parser
 
 
@@ -36,5 +48,9 @@ def run(settings: Settings) -> None:
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     parser = build_parser(os.environ if environ is None else environ)
     args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
+    if args.command == "classify":
+        if args.mime and not args.files:
+            parser.error("classify --mime needs at least one FILE")
+        return classify_command.run(args.files, mime=args.mime)
     run(settings_from_args(args))
     return 0

@@ -93,6 +93,17 @@ def normalize_domain(raw: str) -> str:
     return domain
 
 
+def domain_of(address: str) -> str | None:
+    """The normalized domain of an address, or ``None`` when it has no valid one."""
+    _, at, raw = address.rpartition("@")
+    if not at:
+        return None
+    try:
+        return normalize_domain(raw)
+    except InvalidDomainError:
+        return None
+
+
 class DomainLabels:
     """Hands out ``domain`` label values under a fixed cap.
 

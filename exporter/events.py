@@ -19,16 +19,17 @@ class Kind(StrEnum):
     DELIVERY = "delivery"
     OPEN = "open"
     CLICK = "click"
+    BOUNCE = "bounce"
+    ABUSE = "abuse"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Event:
     """Fields every SMTPeter webhook shares."""
 
+    kind: ClassVar[Kind]
+
     message_id: str
-    recipient: str
-    #: The recipient's domain, normalized (lowercase, IDNA ASCII, no trailing dot).
-    domain: str
     #: When SMTPeter says it happened: from ``time``, else ``timestamp`` (read as UTC).
     occurred_at: datetime | None
     tags: tuple[str, ...]
@@ -37,11 +38,18 @@ class Event:
     #: Names of fields whose values were cut to the field limit.
     truncated: tuple[str, ...]
 
-    kind: ClassVar[Kind]
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecipientEvent(Event):
+    """An event about one recipient: every kind but abuse reports."""
+
+    recipient: str
+    #: The recipient's domain, normalized (lowercase, IDNA ASCII, no trailing dot).
+    domain: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class FailureEvent(Event):
+class FailureEvent(RecipientEvent):
     """A delivery that failed during the SMTP conversation, or bounced later (state bounce)."""
 
     kind: ClassVar[Kind] = Kind.FAILURE
@@ -56,7 +64,7 @@ class FailureEvent(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class DeliveryEvent(Event):
+class DeliveryEvent(RecipientEvent):
     """A message the receiving server accepted."""
 
     kind: ClassVar[Kind] = Kind.DELIVERY
@@ -67,7 +75,7 @@ class DeliveryEvent(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class OpenEvent(Event):
+class OpenEvent(RecipientEvent):
     """A recipient loaded the tracking pixel."""
 
     kind: ClassVar[Kind] = Kind.OPEN
@@ -78,7 +86,7 @@ class OpenEvent(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ClickEvent(Event):
+class ClickEvent(RecipientEvent):
     """A recipient followed a tracked link; ``original`` is the link's target."""
 
     kind: ClassVar[Kind] = Kind.CLICK
@@ -87,3 +95,26 @@ class ClickEvent(Event):
     useragent: str
     referer: str
     original: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BounceEvent(RecipientEvent):
+    """A bounce message that came back for ``recipient``; ``mime`` is the whole message."""
+
+    kind: ClassVar[Kind] = Kind.BOUNCE
+
+    envelope: str
+    #: Older accounts send the bounce's own envelope as mailfrom and rcptto instead.
+    mailfrom: str
+    rcptto: str
+    mime: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AbuseEvent(Event):
+    """A spam complaint: ``mime`` is an ARF report (RFC 5965) naming the recipient."""
+
+    kind: ClassVar[Kind] = Kind.ABUSE
+
+    emailfrom: str
+    mime: bytes

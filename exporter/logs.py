@@ -16,7 +16,17 @@ import structlog
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
-from exporter.events import ClickEvent, DeliveryEvent, Event, FailureEvent, OpenEvent
+from exporter.diagnosis import Diagnosis
+from exporter.events import (
+    AbuseEvent,
+    BounceEvent,
+    ClickEvent,
+    DeliveryEvent,
+    Event,
+    FailureEvent,
+    OpenEvent,
+    RecipientEvent,
+)
 from exporter.smtp import code_class
 
 
@@ -96,16 +106,14 @@ def render_recipient(recipient: str, domain: str, mode: RecipientMode) -> str:
     return f"*@{domain}"
 
 
-def event_fields(event: Event, recipient_mode: RecipientMode) -> dict[str, Any]:
+def event_fields(event: Event, diagnosis: Diagnosis, mode: RecipientMode) -> dict[str, Any]:
     """The keys of an event's log line (the README's log schema), in a stable order."""
-    fields: dict[str, Any] = {
-        "kind": event.kind.value,
-        "id": event.message_id,
-        "recipient": render_recipient(event.recipient, event.domain, recipient_mode),
-        "domain": event.domain,
-        "occurred_at": event.occurred_at.isoformat() if event.occurred_at else None,
-        "tags": list(event.tags),
-    }
+    fields: dict[str, Any] = {"kind": event.kind.value, "id": event.message_id}
+    if isinstance(event, RecipientEvent):
+        fields["recipient"] = render_recipient(event.recipient, event.domain, mode)
+        fields["domain"] = event.domain
+    fields["occurred_at"] = event.occurred_at.isoformat() if event.occurred_at else None
+    fields["tags"] = list(event.tags)
     match event:
         case FailureEvent():
             fields.update(
@@ -117,6 +125,10 @@ def event_fields(event: Event, recipient_mode: RecipientMode) -> dict[str, Any]:
                 extended=event.extended,
                 description=event.description,
             )
+            if diagnosis.verdict is not None:
+                fields.update(
+                    reason=diagnosis.verdict.reason, bounce_type=diagnosis.verdict.bounce_type
+                )
         case DeliveryEvent():
             fields.update(
                 code=event.code,
@@ -133,10 +145,41 @@ def event_fields(event: Event, recipient_mode: RecipientMode) -> dict[str, Any]:
             )
         case OpenEvent():
             fields.update(ip=event.ip, useragent=event.useragent, referer=event.referer)
+        case BounceEvent():
+            fields.update(envelope=event.envelope, mailfrom=event.mailfrom, rcptto=event.rcptto)
+            fields.update(_report_fields(diagnosis, mode))
+        case AbuseEvent():
+            fields.update(emailfrom=event.emailfrom, feedback_type=diagnosis.feedback_type)
+            fields.update(_report_fields(diagnosis, mode))
     if event.extra:
         fields["extra"] = dict(event.extra)
     if event.truncated:
         fields["truncated"] = list(event.truncated)
+    return fields
+
+
+def _report_fields(diagnosis: Diagnosis, mode: RecipientMode) -> dict[str, Any]:
+    """What a raw bounce or ARF message said: its kind, a fact per recipient, or an excerpt."""
+    report = diagnosis.report
+    if report is None:
+        return {}
+    facts = []
+    for fact in report.facts:
+        domain = fact.recipient.rpartition("@")[2]
+        facts.append(
+            {
+                "recipient": render_recipient(fact.recipient, domain, mode),
+                "status": fact.status,
+                "code": fact.code,
+                "state": fact.state,
+                "description": fact.description,
+                "reason": fact.reason,
+                "bounce_type": fact.bounce_type,
+            }
+        )
+    fields: dict[str, Any] = {"message_kind": report.kind, "facts": facts}
+    if not facts:
+        fields["excerpt"] = report.excerpt
     return fields
 
 

@@ -21,6 +21,9 @@ from aiohttp.helpers import parse_mimetype
 from exporter.errors import Outcome, Rejected, invalid
 
 #: A decoded body: field name (lowercase, ``[]`` suffix removed) to its values in order.
+#: Bytes that are not valid in the body's charset are kept as lone surrogates
+#: (``surrogateescape``), so a raw message field can be turned back into its exact bytes
+#: with :func:`raw_bytes`; text fields go through :func:`clean_text` instead.
 Fields = dict[str, list[str]]
 
 FORM: Final = "application/x-www-form-urlencoded"
@@ -82,11 +85,30 @@ def _add(fields: Fields, raw_name: str, value: str) -> None:
         values.append(value)
 
 
+def clean_text(value: str) -> str:
+    """``value`` with any undecodable bytes replaced by U+FFFD, safe to log as JSON."""
+    if value.isascii():
+        return value
+    return raw_bytes(value).decode("utf-8", "replace")
+
+
+def raw_bytes(value: str) -> bytes:
+    """The bytes a field value was sent as (for UTF-8 and 8-bit data alike)."""
+    try:
+        return value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        # A surrogate that JSON spelled out (\ud800) stands for no byte at all.
+        return value.encode("utf-8", "replace")
+
+
 def _text(body: bytes, charset: str) -> str:
     try:
-        return body.decode(charset, errors="replace")
+        return body.decode(charset, errors="surrogateescape")
     except LookupError:
         raise invalid(f"unknown charset {charset!r}") from None
+    except UnicodeError:
+        # surrogateescape only covers bytes >= 0x80; wider codecs can fail on others.
+        return body.decode(charset, errors="replace")
 
 
 def _decode_form(body: bytes, charset: str) -> Fields:
@@ -96,7 +118,7 @@ def _decode_form(body: bytes, charset: str) -> Fields:
             keep_blank_values=True,
             max_num_fields=MAX_FIELDS * 4,
             encoding=charset,
-            errors="replace",
+            errors="surrogateescape",
         )
     except ValueError:
         raise invalid(f"more than {MAX_FIELDS * 4} form fields") from None

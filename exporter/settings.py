@@ -19,6 +19,10 @@ from exporter.logs import LEVELS, LogFormat, RecipientMode
 
 ENV_PREFIX: Final = "SMTPETER_EXPORTER_"
 DEFAULT_PORT: Final = 10587
+#: A bounce carries the whole returned message: 10 MiB holds what common MTAs accept
+#: (Postfix's default message_size_limit is 10,240,000 bytes) with room for form encoding
+#: of its headers and text.
+DEFAULT_MAX_REQUEST_BYTES: Final = 10 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +128,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "--web.max-request-bytes",
         "max_request_bytes",
         _positive_int,
-        str(1024 * 1024),
+        str(DEFAULT_MAX_REQUEST_BYTES),
         "Largest webhook body accepted; larger ones get 413.",
     ),
     Option(
@@ -182,7 +186,7 @@ class Settings:
 
     listen_address: ListenAddress = ListenAddress("", DEFAULT_PORT)
     telemetry_path: str = "/metrics"
-    max_request_bytes: int = 1024 * 1024
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     shutdown_timeout: float = 10.0
     access_log: bool = False
     log_level: str = "info"

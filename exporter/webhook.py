@@ -16,6 +16,8 @@ from typing import Final, TypedDict
 from exporter.domains import InvalidDomainError, normalize_domain
 from exporter.errors import invalid
 from exporter.events import (
+    AbuseEvent,
+    BounceEvent,
     ClickEvent,
     DeliveryEvent,
     Event,
@@ -23,12 +25,19 @@ from exporter.events import (
     Kind,
     OpenEvent,
 )
-from exporter.payload import Fields
+from exporter.payload import Fields, clean_text, raw_bytes
 from exporter.smtp import is_reply_code, normalize_state, parse_enhanced_status
 
 #: Longest value kept per field; longer ones are cut and the field is listed in ``truncated``.
 DEFAULT_FIELD_LIMIT: Final = 512
-FIELD_LIMITS: Final[dict[str, int]] = {"description": 4096, "original": 2048, "useragent": 1024}
+FIELD_LIMITS: Final[dict[str, int]] = {
+    "description": 4096,
+    "original": 2048,
+    "useragent": 1024,
+    # A raw message is bounded by the body limit, not cut: a cut message may lose its
+    # delivery-status part.
+    "mime": 1 << 40,
+}
 #: An address longer than this is not an address (RFC 5321 allows 64 + 1 + 255).
 RECIPIENT_LIMIT: Final = 512
 MAX_TAGS: Final = 32
@@ -50,6 +59,10 @@ TYPE_NAMES: Final[dict[str, Kind]] = {
     "opens": Kind.OPEN,
     "click": Kind.CLICK,
     "clicks": Kind.CLICK,
+    "bounce": Kind.BOUNCE,
+    "bounces": Kind.BOUNCE,
+    "abuse": Kind.ABUSE,
+    "abuses": Kind.ABUSE,
 }
 
 _COMMON_FIELDS: Final = frozenset({"id", "type", "timestamp", "time", "recipient", "tags"})
@@ -59,6 +72,8 @@ KNOWN_FIELDS: Final[dict[Kind, frozenset[str]]] = {
     Kind.DELIVERY: _COMMON_FIELDS | {"code", "extended", "description"},
     Kind.OPEN: _COMMON_FIELDS | {"ip", "useragent", "referer"},
     Kind.CLICK: _COMMON_FIELDS | {"ip", "useragent", "referer", "original"},
+    Kind.BOUNCE: _COMMON_FIELDS | {"envelope", "mailfrom", "rcptto", "mime"},
+    Kind.ABUSE: (_COMMON_FIELDS - {"recipient"}) | {"emailfrom", "mime"},
 }
 
 _UNIX_TIME: Final = re.compile(r"[0-9]{1,12}")
@@ -73,18 +88,26 @@ class _Reader:
         self._fields = fields
         self.truncated: list[str] = []
 
-    def text(self, name: str) -> str:
+    def _one(self, name: str) -> str:
         values = self._fields.get(name)
         if not values:
             return ""
         if len(values) > 1:
             raise invalid(f"{name} was given {len(values)} times; send it once", name)
-        value = values[0].strip()
+        value = values[0]
         limit = FIELD_LIMITS.get(name, DEFAULT_FIELD_LIMIT)
         if len(value) > limit:
             self.truncated.append(name)
             value = value[:limit]
         return value
+
+    def text(self, name: str) -> str:
+        """The field as trimmed, valid Unicode text; empty when absent."""
+        return clean_text(self._one(name).strip())
+
+    def message(self, name: str) -> bytes:
+        """The field as the bytes sent (a raw MIME message), untrimmed."""
+        return raw_bytes(self._one(name))
 
     def values(self, name: str) -> list[str]:
         return self._fields.get(name, [])
@@ -105,11 +128,8 @@ def parse_event(kind: Kind, fields: Fields) -> Event:
     """Build the typed event for ``kind`` or raise :class:`~exporter.errors.Rejected`."""
     reader = _Reader(fields)
     _check_type(reader, kind)
-    recipient, domain = _recipient(reader)
     common = _Common(
         message_id=reader.text("id"),
-        recipient=recipient,
-        domain=domain,
         occurred_at=_occurred_at(reader),
         tags=_tags(reader.values("tags")),
         extra=_extra(fields, KNOWN_FIELDS[kind]),
@@ -127,7 +147,7 @@ def _recipient(reader: _Reader) -> tuple[str, str]:
     values = reader.values("recipient")
     if len(values) > 1:
         raise invalid("recipient was given more than once; send it once", "recipient")
-    recipient = values[0].strip().strip("<>").strip() if values else ""
+    recipient = clean_text(values[0]).strip().strip("<>").strip() if values else ""
     if not recipient:
         raise invalid("recipient is required", "recipient")
     if len(recipient) > RECIPIENT_LIMIT:
@@ -164,7 +184,7 @@ def _tags(values: list[str]) -> tuple[str, ...]:
     tags: list[str] = []
     for value in values:
         for part in value.split(";"):
-            tag = part.strip()[:TAG_LIMIT]
+            tag = clean_text(part.strip()[:TAG_LIMIT])
             if tag:
                 tags.append(tag)
                 if len(tags) == MAX_TAGS:
@@ -177,7 +197,8 @@ def _extra(fields: Fields, known: frozenset[str]) -> tuple[tuple[str, str], ...]
     for name, values in fields.items():
         if name in known:
             continue
-        extra.append((name[:EXTRA_NAME_LIMIT], ";".join(values)[:EXTRA_VALUE_LIMIT]))
+        value = clean_text(";".join(values)[:EXTRA_VALUE_LIMIT])
+        extra.append((clean_text(name[:EXTRA_NAME_LIMIT]), value))
         if len(extra) == MAX_EXTRA_FIELDS:
             break
     return tuple(extra)
@@ -205,17 +226,18 @@ def _extended(reader: _Reader) -> str:
 
 class _Common(TypedDict):
     message_id: str
-    recipient: str
-    domain: str
     occurred_at: datetime | None
     tags: tuple[str, ...]
     extra: tuple[tuple[str, str], ...]
 
 
 def _failure(reader: _Reader, common: _Common) -> Event:
+    recipient, domain = _recipient(reader)
     state_raw = reader.text("state")
     return FailureEvent(
         **common,
+        recipient=recipient,
+        domain=domain,
         action=reader.text("action"),
         state_raw=state_raw,
         state=normalize_state(state_raw) or "other",
@@ -227,8 +249,11 @@ def _failure(reader: _Reader, common: _Common) -> Event:
 
 
 def _delivery(reader: _Reader, common: _Common) -> Event:
+    recipient, domain = _recipient(reader)
     return DeliveryEvent(
         **common,
+        recipient=recipient,
+        domain=domain,
         code=_code(reader),
         extended=_extended(reader),
         description=reader.text("description"),
@@ -237,8 +262,11 @@ def _delivery(reader: _Reader, common: _Common) -> Event:
 
 
 def _open(reader: _Reader, common: _Common) -> Event:
+    recipient, domain = _recipient(reader)
     return OpenEvent(
         **common,
+        recipient=recipient,
+        domain=domain,
         ip=reader.text("ip"),
         useragent=reader.text("useragent"),
         referer=reader.text("referer"),
@@ -247,8 +275,11 @@ def _open(reader: _Reader, common: _Common) -> Event:
 
 
 def _click(reader: _Reader, common: _Common) -> Event:
+    recipient, domain = _recipient(reader)
     return ClickEvent(
         **common,
+        recipient=recipient,
+        domain=domain,
         ip=reader.text("ip"),
         useragent=reader.text("useragent"),
         referer=reader.text("referer"),
@@ -257,9 +288,41 @@ def _click(reader: _Reader, common: _Common) -> Event:
     )
 
 
+def _bounce(reader: _Reader, common: _Common) -> Event:
+    recipient, domain = _recipient(reader)
+    return BounceEvent(
+        **common,
+        recipient=recipient,
+        domain=domain,
+        envelope=reader.text("envelope"),
+        mailfrom=reader.text("mailfrom"),
+        rcptto=reader.text("rcptto"),
+        mime=_mime(reader),
+        truncated=tuple(reader.truncated),
+    )
+
+
+def _abuse(reader: _Reader, common: _Common) -> Event:
+    return AbuseEvent(
+        **common,
+        emailfrom=reader.text("emailfrom"),
+        mime=_mime(reader),
+        truncated=tuple(reader.truncated),
+    )
+
+
+def _mime(reader: _Reader) -> bytes:
+    mime = reader.message("mime")
+    if not mime.strip():
+        raise invalid("mime is required: the whole received message", "mime")
+    return mime
+
+
 _BUILDERS: Final[dict[Kind, Callable[[_Reader, _Common], Event]]] = {
     Kind.FAILURE: _failure,
     Kind.DELIVERY: _delivery,
     Kind.OPEN: _open,
     Kind.CLICK: _click,
+    Kind.BOUNCE: _bounce,
+    Kind.ABUSE: _abuse,
 }

@@ -404,6 +404,8 @@ async def test_event_log_line_has_every_field_and_the_normalized_ones(exporter: 
         "code_class": "5xx",
         "extended": "5.1.1",
         "description": FAILURE["description"],
+        "reason": "userunknown",
+        "bounce_type": "hard",
         "extra": {"x-custom": "kept"},
     }
 
@@ -470,6 +472,11 @@ async def test_verification_file_is_served_under_its_own_name(
         (b'{"recipient": {"nested": [1, 2]}}', "application/json"),
         (b'{"recipient": "a@b.example", "tags": [[["deep"]]]}', "application/json"),
         (b'{"recipient": "a@\\u00e9\\u0301.example"}', "application/json"),
+        (b'{"recipient": "a@b.example", "description": "\\ud800 lone"}', "application/json"),
+        (b'{"recipient": "a@b.example", "x": "\\udcff"}', "application/json"),
+        (b"recipient=a@b.example&description=%ff%fe%80", "application/x-www-form-urlencoded"),
+        (b"recipient=a@b.example&description=\xff\x80", "application/x-www-form-urlencoded"),
+        (b"recipient=a@b.example\x00", "application/x-www-form-urlencoded; charset=utf-16"),
         (
             b"--b\r\nContent-Disposition: form-data\r\n\r\nx\r\n--b--",
             "multipart/form-data; boundary=b",

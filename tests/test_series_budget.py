@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.series import measure
+from exporter.diagnosis import FEEDBACK_TYPES
 from exporter.domains import PROVIDER_DOMAINS
 from exporter.errors import Outcome
-from exporter.metrics import DURATION_BUCKETS, REQUEST_KINDS
+from exporter.events import Kind
+from exporter.metrics import BOUNCE_VERDICTS, DURATION_BUCKETS, REQUEST_KINDS, VERDICTS
 from exporter.smtp import CODE_CLASSES, STATES, STATUS_CLASSES, STATUS_SUBJECTS
 
 
@@ -15,14 +17,16 @@ def budget_formula(domains: int) -> tuple[int, int]:
     """(series at start, worst case) for ``domains`` domain label values including "other"."""
     requests = len(REQUEST_KINDS) * len(Outcome)
     durations = len(REQUEST_KINDS) * (len(DURATION_BUCKETS) + 3)  # +Inf, _sum, _count
-    fixed = requests + durations + 4 + 1 + 1  # last_event per kind, overflow, build_info
+    fixed = requests + durations + len(Kind) + 1 + 1  # last_event, overflow, build_info
     status_at_start = len(STATUS_CLASSES) * len(STATUS_SUBJECTS) + 1
     status_worst = len(STATUS_CLASSES) * (len(STATUS_SUBJECTS) + 1) + 1  # + "other" subject
-    per_domain = len(STATES) * len(CODE_CLASSES) + 3  # failures + deliveries, opens, clicks
+    # failures, reasons, complaints, deliveries, opens and clicks, per domain label value
+    per_domain = len(STATES) * len(CODE_CLASSES) + len(VERDICTS) + len(FEEDBACK_TYPES) + 3
     providers = len(PROVIDER_DOMAINS) + 1
+    unknown_complaints = len(FEEDBACK_TYPES)
     return (
-        fixed + status_at_start + per_domain * providers,
-        fixed + status_worst + per_domain * domains,
+        fixed + status_at_start + per_domain * providers + len(BOUNCE_VERDICTS),
+        fixed + status_worst + (per_domain + len(BOUNCE_VERDICTS)) * domains + unknown_complaints,
     )
 
 
@@ -35,4 +39,4 @@ def test_series_at_start_and_worst_case_follow_the_documented_formula(limit: int
 
 def test_default_budget_is_what_the_readme_says() -> None:
     budget = measure(100)
-    assert (budget.at_start, budget.worst_case) == (1579, 5482)
+    assert (budget.at_start, budget.worst_case) == (3178, 16355)

@@ -1,0 +1,48 @@
+"""The classify step: what an accepted event means.
+
+A failure gets a :class:`~exporter.classifier.Verdict` (reason, hard or soft) from its
+state, codes and text; a bounce or abuse report gets its raw message read into a
+:class:`~exporter.bounces.BounceReport`. Metrics and logs record the event and this
+diagnosis together; nothing here rejects, since the event is already accepted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from exporter.bounces import BounceReport, read_bounce
+from exporter.classifier import Verdict, classify_failure
+from exporter.events import AbuseEvent, BounceEvent, Event, FailureEvent
+
+#: ARF feedback types (RFC 5965 section 7.3, RFC 6591 for auth-failure) used as label values;
+#: anything else a report says, or a report that says none, is ``other``.
+FEEDBACK_TYPES: Final = ("abuse", "auth-failure", "fraud", "not-spam", "other", "virus")
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnosis:
+    """Why a failure failed, or what a bounce or complaint message says; empty otherwise."""
+
+    verdict: Verdict | None = None
+    report: BounceReport | None = None
+
+    @property
+    def feedback_type(self) -> str:
+        """The complaint's feedback type as a label value (``other`` when not ARF)."""
+        given = self.report.feedback_type.lower() if self.report is not None else ""
+        return given if given in FEEDBACK_TYPES else "other"
+
+
+NOTHING: Final = Diagnosis()
+
+
+def diagnose(event: Event) -> Diagnosis:
+    match event:
+        case FailureEvent():
+            verdict = classify_failure(event.state, event.code, event.extended, event.description)
+            return Diagnosis(verdict=verdict)
+        case BounceEvent() | AbuseEvent():
+            return Diagnosis(report=read_bounce(event.mime))
+        case _:
+            return NOTHING

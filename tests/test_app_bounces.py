@@ -1,0 +1,229 @@
+"""The bounces and abuses webhooks end to end: raw messages in, reasons and complaints out."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import pytest
+import structlog
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from prometheus_client import CollectorRegistry
+
+from exporter.app import create_app
+from exporter.settings import Settings
+
+Client = TestClient[web.Request, web.Application]
+MakeClient = Callable[..., Awaitable[Client]]
+
+DSN = (
+    "From: MAILER-DAEMON@mx.example.net\r\n"
+    "To: bounces+abc@smtpeter.example\r\n"
+    "Subject: Undelivered Mail Returned to Sender\r\n"
+    "MIME-Version: 1.0\r\n"
+    'Content-Type: multipart/report; report-type=delivery-status; boundary="B1"\r\n'
+    "\r\n"
+    "--B1\r\n"
+    "Content-Type: text/plain\r\n"
+    "\r\n"
+    "I'm sorry to have to inform you that your message could not be delivered.\r\n"
+    "--B1\r\n"
+    "Content-Type: message/delivery-status\r\n"
+    "\r\n"
+    "Reporting-MTA: dns; mx.example.net\r\n"
+    "\r\n"
+    "Final-Recipient: rfc822; someone@gmail.com\r\n"
+    "Action: failed\r\n"
+    "Status: 5.1.1\r\n"
+    "Diagnostic-Code: smtp; 550 5.1.1 The email account that you tried to reach does not "
+    "exist.\r\n"
+    "--B1--\r\n"
+)
+ARF = (
+    "From: feedback@yahoo.example\r\n"
+    "Subject: complaint\r\n"
+    "MIME-Version: 1.0\r\n"
+    'Content-Type: multipart/report; report-type=feedback-report; boundary="F1"\r\n'
+    "\r\n"
+    "--F1\r\n"
+    "Content-Type: text/plain\r\n"
+    "\r\n"
+    "This is an email abuse report.\r\n"
+    "--F1\r\n"
+    "Content-Type: message/feedback-report\r\n"
+    "\r\n"
+    "Feedback-Type: abuse\r\n"
+    "User-Agent: ExampleFBL/1.0\r\n"
+    "Version: 1\r\n"
+    "Original-Rcpt-To: <reader@yahoo.com>\r\n"
+    "--F1\r\n"
+    "Content-Type: text/rfc822-headers\r\n"
+    "\r\n"
+    "From: news@sender.example\r\n"
+    "To: reader@yahoo.com\r\n"
+    "Subject: Our March news\r\n"
+    "--F1--\r\n"
+)
+
+
+class Exporter:
+    def __init__(self, client: Client, registry: CollectorRegistry) -> None:
+        self.client = client
+        self.registry = registry
+
+    def value(self, name: str, **labels: str) -> float | None:
+        return self.registry.get_sample_value(name, labels)
+
+
+@pytest.fixture
+async def exporter(aiohttp_client: MakeClient) -> Exporter:
+    registry = CollectorRegistry()
+    client = await aiohttp_client(create_app(Settings(max_request_bytes=200_000), registry))
+    return Exporter(client, registry)
+
+
+def bounces(exporter: Exporter, kind: str, reason: str, bounce_type: str, domain: str) -> float:
+    labels = {"kind": kind, "reason": reason, "bounce_type": bounce_type, "domain": domain}
+    return exporter.value("smtpeter_bounces_total", **labels) or 0.0
+
+
+async def test_form_posted_dsn_is_read_counted_and_logged_per_recipient(exporter: Exporter) -> None:
+    fields = {
+        "id": "b-1",
+        "type": "bounce",
+        "time": "1709294400",
+        "recipient": "someone@gmail.com",
+        "envelope": "bounces+abc@smtpeter.example",
+        "mime": DSN,
+        "tags": "march",
+    }
+    with structlog.testing.capture_logs() as logs:
+        response = await exporter.client.post("/webhooks/bounces", data=fields)
+    assert response.status == 200
+    assert bounces(exporter, "dsn", "userunknown", "hard", "gmail.com") == 1
+    [line] = [entry for entry in logs if entry["event"] == "bounce"]
+    assert line["message_kind"] == "dsn"
+    assert line["facts"] == [
+        {
+            "recipient": "someone@gmail.com",
+            "status": "5.1.1",
+            "code": "550",
+            "state": "",
+            "description": line["facts"][0]["description"],
+            "reason": "userunknown",
+            "bounce_type": "hard",
+        }
+    ]
+    assert "does not exist" in line["facts"][0]["description"]
+
+
+async def test_old_bounce_field_set_posted_as_json_is_accepted(exporter: Exporter) -> None:
+    fields = {
+        "id": "b-2",
+        "recipient": "someone@gmail.com",
+        "mailfrom": "",
+        "rcptto": "bounces+abc@smtpeter.example",
+        "mime": DSN,
+    }
+    response = await exporter.client.post("/webhooks/bounces", json=fields)
+    assert response.status == 200
+    assert bounces(exporter, "dsn", "userunknown", "hard", "gmail.com") == 1
+
+
+@pytest.mark.parametrize(
+    "mime",
+    [
+        "From: a@b.example\r\nSubject: Our newsletter\r\n\r\nHello, here is our news.\r\n",
+        "\x00\x01\x02 not a message at all \xff",
+        "Content-Type: multipart/report; boundary=\r\n\r\n--\r\n--\r\n",
+    ],
+    ids=["newsletter", "binary", "broken-multipart"],
+)
+async def test_unrecognized_message_is_accepted_counted_and_excerpted(
+    exporter: Exporter, mime: str
+) -> None:
+    with structlog.testing.capture_logs() as logs:
+        response = await exporter.client.post(
+            "/webhooks/bounces", data={"recipient": "someone@example.com", "mime": mime}
+        )
+    assert response.status == 200
+    assert bounces(exporter, "unrecognized", "undefined", "soft", "example.com") == 1
+    [line] = [entry for entry in logs if entry["event"] == "bounce"]
+    assert line["message_kind"] == "unrecognized"
+    assert len(line["excerpt"]) <= 300
+
+
+async def test_bounce_without_mime_is_a_400(exporter: Exporter) -> None:
+    response = await exporter.client.post(
+        "/webhooks/bounces", data={"recipient": "someone@gmail.com"}
+    )
+    assert response.status == 400
+    assert await response.json() == {
+        "error": "mime is required: the whole received message",
+        "field": "mime",
+    }
+
+
+async def test_oversized_bounce_is_a_413(exporter: Exporter) -> None:
+    response = await exporter.client.post(
+        "/webhooks/bounces",
+        data={"recipient": "someone@gmail.com", "mime": DSN + "x" * 300_000},
+    )
+    assert response.status == 413
+    assert (
+        exporter.value("smtpeter_webhook_requests_total", kind="bounce", outcome="too_large") == 1
+    )
+
+
+async def test_arf_complaint_counts_feedback_type_and_recipient_domain(exporter: Exporter) -> None:
+    with structlog.testing.capture_logs() as logs:
+        response = await exporter.client.post(
+            "/webhooks/abuses",
+            data={"id": "a-1", "type": "abuse", "emailfrom": "news@sender.example", "mime": ARF},
+        )
+    assert response.status == 200
+    assert (
+        exporter.value("smtpeter_complaints_total", feedback_type="abuse", domain="yahoo.com") == 1
+    )
+    [line] = [entry for entry in logs if entry["event"] == "abuse"]
+    assert (line["feedback_type"], line["message_kind"]) == ("abuse", "feedback")
+    assert line["facts"][0]["recipient"] == "reader@yahoo.com"
+    assert "recipient" not in line
+
+
+async def test_complaint_naming_no_recipient_counts_under_unknown_domain(
+    exporter: Exporter,
+) -> None:
+    anonymous = ARF.replace("Original-Rcpt-To: <reader@yahoo.com>\r\n", "").replace(
+        "To: reader@yahoo.com\r\n", ""
+    )
+    response = await exporter.client.post("/webhooks/abuses", data={"mime": anonymous})
+    assert response.status == 200
+    assert exporter.value("smtpeter_complaints_total", feedback_type="abuse", domain="unknown") == 1
+
+
+async def test_dispatch_path_takes_bounces_and_abuses(exporter: Exporter) -> None:
+    bounce = {"type": "bounce", "recipient": "someone@gmail.com", "mime": DSN}
+    abuse = {"type": "abuse", "mime": ARF}
+    assert (await exporter.client.post("/webhooks", data=bounce)).status == 200
+    assert (await exporter.client.post("/webhooks", data=abuse)).status == 200
+    assert exporter.value("smtpeter_webhook_requests_total", kind="bounce", outcome="accepted") == 1
+    assert exporter.value("smtpeter_webhook_requests_total", kind="abuse", outcome="accepted") == 1
+
+
+async def test_failure_log_and_reason_metric_carry_the_verdict(exporter: Exporter) -> None:
+    fields = {
+        "recipient": "someone@outlook.com",
+        "state": "rcpt to",
+        "code": "452",
+        "extended": "4.2.2",
+        "description": "Mailbox full",
+    }
+    with structlog.testing.capture_logs() as logs:
+        assert (await exporter.client.post("/webhooks/failures", data=fields)).status == 200
+    [line] = [entry for entry in logs if entry["event"] == "failure"]
+    assert (line["reason"], line["bounce_type"]) == ("mailboxfull", "soft")
+    labels = {"reason": "mailboxfull", "bounce_type": "soft", "domain": "outlook.com"}
+    assert exporter.value("smtpeter_failure_reasons_total", **labels) == 1
+    hard = {"reason": "userunknown", "bounce_type": "hard", "domain": "outlook.com"}
+    assert exporter.value("smtpeter_failure_reasons_total", **hard) == 0
