@@ -175,12 +175,16 @@ async def test_oversized_bounce_is_a_413(exporter: Exporter) -> None:
     )
 
 
-async def test_arf_complaint_counts_feedback_type_and_recipient_domain(exporter: Exporter) -> None:
+@pytest.mark.parametrize("encoding", ["data", "json"])
+async def test_arf_complaint_counts_feedback_type_and_recipient_domain(
+    exporter: Exporter, encoding: str
+) -> None:
+    fields = {"id": "a-1", "type": "abuse", "emailfrom": "news@sender.example", "mime": ARF}
     with structlog.testing.capture_logs() as logs:
-        response = await exporter.client.post(
-            "/webhooks/abuses",
-            data={"id": "a-1", "type": "abuse", "emailfrom": "news@sender.example", "mime": ARF},
-        )
+        if encoding == "json":
+            response = await exporter.client.post("/webhooks/abuses", json=fields)
+        else:
+            response = await exporter.client.post("/webhooks/abuses", data=fields)
     assert response.status == 200
     assert (
         exporter.value("smtpeter_complaints_total", feedback_type="abuse", domain="yahoo.com") == 1

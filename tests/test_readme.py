@@ -1,0 +1,27 @@
+"""The README documents every option and every metric the code has."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from exporter.metrics import Metrics
+from exporter.settings import OPTIONS
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+
+
+def test_every_flag_and_environment_variable_is_in_the_configuration_table() -> None:
+    for option in OPTIONS:
+        assert f"| `{option.flag}` | `{option.env}` |" in README, option.flag
+
+
+def test_every_metric_is_in_the_metrics_table() -> None:
+    registry = CollectorRegistry()
+    Metrics(registry, domain_limit=1)
+    for metric in registry.collect():
+        if not metric.name.startswith("smtpeter_"):
+            continue
+        name = metric.name + ("_total" if metric.type == "counter" else "")
+        assert f"| `{name}` | {metric.type} |" in README, name
