@@ -5,11 +5,19 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 import structlog
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from prometheus_client import CollectorRegistry
+
+from exporter.app import create_app
+from exporter.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,3 +57,34 @@ def _reset_structlog() -> Iterator[None]:
     structlog.contextvars.clear_contextvars()
     yield
     structlog.reset_defaults()
+
+
+Client = TestClient[web.Request, web.Application]
+MakeClient = Callable[..., Awaitable[Client]]
+
+
+class Exporter:
+    """A running app with its own registry, for exact metric assertions."""
+
+    def __init__(self, client: Client, registry: CollectorRegistry) -> None:
+        self.client = client
+        self.registry = registry
+
+    def value(self, name: str, **labels: str) -> float | None:
+        return self.registry.get_sample_value(name, labels)
+
+    async def post(self, path: str, **kwargs: Any) -> aiohttp.ClientResponse:  # noqa: ANN401
+        return await self.client.post(path, **kwargs)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """The app's settings; a test or module overrides this fixture to change them."""
+    return Settings()
+
+
+@pytest.fixture
+async def exporter(aiohttp_client: MakeClient, settings: Settings) -> Exporter:
+    registry = CollectorRegistry()
+    client = await aiohttp_client(create_app(settings, registry))
+    return Exporter(client, registry)

@@ -4,25 +4,20 @@ from __future__ import annotations
 
 import json
 import platform
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 import structlog
-from aiohttp import web
-from aiohttp.test_utils import TestClient
-from prometheus_client import CollectorRegistry
 
 from exporter.app import create_app
 from exporter.domains import PROVIDER_DOMAINS
 from exporter.logs import RecipientMode
 from exporter.settings import Settings
 from exporter.smtp import CODE_CLASSES, STATES
-
-Client = TestClient[web.Request, web.Application]
-MakeClient = Callable[..., Awaitable[Client]]
+from tests.conftest import Exporter, MakeClient
 
 FAILURE = {
     "id": "5f1b0c2e",
@@ -45,32 +40,6 @@ OLD_FAILURE = {
     "extended": "4.7.1",
     "description": "Greylisted, try again later",
 }
-
-
-class Exporter:
-    """A running app with its registry, for exact metric assertions."""
-
-    def __init__(self, client: Client, registry: CollectorRegistry) -> None:
-        self.client = client
-        self.registry = registry
-
-    def value(self, name: str, **labels: str) -> float | None:
-        return self.registry.get_sample_value(name, labels)
-
-    async def post(self, path: str, **kwargs: Any) -> aiohttp.ClientResponse:  # noqa: ANN401
-        return await self.client.post(path, **kwargs)
-
-
-@pytest.fixture
-def settings() -> Settings:
-    return Settings()
-
-
-@pytest.fixture
-async def exporter(aiohttp_client: MakeClient, settings: Settings) -> Exporter:
-    registry = CollectorRegistry()
-    client = await aiohttp_client(create_app(settings, registry))
-    return Exporter(client, registry)
 
 
 async def test_form_failure_is_accepted_and_counted(exporter: Exporter) -> None:

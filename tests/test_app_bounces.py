@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 import pytest
 import structlog
-from aiohttp import web
-from aiohttp.test_utils import TestClient
-from prometheus_client import CollectorRegistry
 
-from exporter.app import create_app
 from exporter.settings import Settings
-
-Client = TestClient[web.Request, web.Application]
-MakeClient = Callable[..., Awaitable[Client]]
+from tests.conftest import Exporter
 
 DSN = (
     "From: MAILER-DAEMON@mx.example.net\r\n"
@@ -66,20 +58,9 @@ ARF = (
 )
 
 
-class Exporter:
-    def __init__(self, client: Client, registry: CollectorRegistry) -> None:
-        self.client = client
-        self.registry = registry
-
-    def value(self, name: str, **labels: str) -> float | None:
-        return self.registry.get_sample_value(name, labels)
-
-
 @pytest.fixture
-async def exporter(aiohttp_client: MakeClient) -> Exporter:
-    registry = CollectorRegistry()
-    client = await aiohttp_client(create_app(Settings(max_request_bytes=200_000), registry))
-    return Exporter(client, registry)
+def settings() -> Settings:
+    return Settings(max_request_bytes=200_000)
 
 
 def bounces(exporter: Exporter, kind: str, reason: str, bounce_type: str, domain: str) -> float:
