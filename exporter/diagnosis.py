@@ -11,9 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from exporter.bounces import BounceReport, read_bounce
+import structlog
+
+from exporter.bounces import MAX_EXCERPT, BounceReport, read_bounce
 from exporter.classifier import Verdict, classify_failure
 from exporter.events import AbuseEvent, BounceEvent, Event, FailureEvent
+
+log = structlog.get_logger("exporter.diagnosis")
 
 #: ARF feedback types (RFC 5965 section 7.3, RFC 6591 for auth-failure) used as label values;
 #: anything else a report says, or a report that says none, is ``other``.
@@ -43,6 +47,19 @@ def diagnose(event: Event) -> Diagnosis:
             verdict = classify_failure(event.state, event.code, event.extended, event.description)
             return Diagnosis(verdict=verdict)
         case BounceEvent() | AbuseEvent():
-            return Diagnosis(report=read_bounce(event.mime))
+            return Diagnosis(report=_read_message(event.mime))
         case _:
             return NOTHING
+
+
+def _read_message(mime: bytes) -> BounceReport:
+    """The bounce reader's report; a bug in it makes the message unrecognized, not a 500.
+
+    A 5xx would make SMTPeter send the same message again and again, while the event
+    itself is valid and worth counting; the exception is logged for a bug report.
+    """
+    try:
+        return read_bounce(mime)
+    except Exception:
+        log.exception("bounce_reader_failed", size=len(mime))
+        return BounceReport("unrecognized", (), excerpt=mime[:MAX_EXCERPT].decode("latin-1"))

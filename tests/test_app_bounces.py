@@ -212,3 +212,21 @@ async def test_failure_log_and_reason_metric_carry_the_verdict(exporter: Exporte
     assert exporter.value("smtpeter_failure_reasons_total", **labels) == 1
     hard = {"reason": "userunknown", "bounce_type": "hard", "domain": "outlook.com"}
     assert exporter.value("smtpeter_failure_reasons_total", **hard) == 0
+
+
+async def test_a_bug_in_the_bounce_reader_still_records_the_event_and_logs_it(
+    exporter: Exporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(raw: bytes) -> object:
+        raise IndexError("reader bug")
+
+    monkeypatch.setattr("exporter.diagnosis.read_bounce", broken)
+    with structlog.testing.capture_logs() as logs:
+        response = await exporter.client.post(
+            "/webhooks/bounces", data={"recipient": "someone@gmail.com", "mime": DSN}
+        )
+    assert response.status == 200
+    assert bounces(exporter, "unrecognized", "undefined", "soft", "gmail.com") == 1
+    assert [entry["event"] for entry in logs if entry["log_level"] == "error"] == [
+        "bounce_reader_failed"
+    ]
