@@ -137,7 +137,7 @@ def webhook_handler(kind: Kind | None) -> Handler:
     async def handle(request: web.Request) -> web.Response:
         received_at = time.time()
         content_type = request.headers.get(hdrs.CONTENT_TYPE, "")
-        payload.media_type(content_type)
+        essence = payload.media_type(content_type)
         limit = request.app[SETTINGS].max_request_bytes
         if request.content_length is not None and request.content_length > limit:
             raise _too_large(limit)
@@ -145,7 +145,7 @@ def webhook_handler(kind: Kind | None) -> Handler:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             raise _too_large(limit) from None
-        fields = payload.decode(body, content_type)
+        fields = payload.decode(body, content_type, essence)
         event_kind = kind if kind is not None else resolve_kind(fields)
         request[REQUEST_KIND] = event_kind.value
         event = parse_event(event_kind, fields)

@@ -15,14 +15,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from exporter.bounces import read_bounce
-from exporter.classifier import classify_failure
+from exporter.diagnosis import diagnose
 from exporter.errors import Rejected
 from exporter.events import FailureEvent, Kind
-from exporter.payload import decode
+from exporter.payload import json_fields
 from exporter.smtp import NO_STATUS, code_class, parse_enhanced_status
 from exporter.webhook import parse_event
-
-_JSON = "application/json"
 
 
 def classify_payloads(lines: Iterable[str], source: str = "-") -> Iterator[dict[str, Any]]:
@@ -39,12 +37,13 @@ def classify_payloads(lines: Iterable[str], source: str = "-") -> Iterator[dict[
             yield {**where, "error": "not a JSON object"}
             continue
         try:
-            event = parse_event(Kind.FAILURE, decode(line.encode(), _JSON))
+            event = parse_event(Kind.FAILURE, json_fields(given))
         except Rejected as rejected:
             yield {**where, **rejected.body()}
             continue
         assert isinstance(event, FailureEvent)
-        verdict = classify_failure(event.state, event.code, event.extended, event.description)
+        verdict = diagnose(event).verdict
+        assert verdict is not None  # every failure gets one
         status = parse_enhanced_status(event.extended)
         yield {
             **given,

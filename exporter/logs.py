@@ -17,6 +17,7 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
 from exporter.diagnosis import Diagnosis
+from exporter.domains import domain_of
 from exporter.events import (
     AbuseEvent,
     BounceEvent,
@@ -165,7 +166,7 @@ def _report_fields(diagnosis: Diagnosis, mode: RecipientMode) -> dict[str, Any]:
         return {}
     facts = []
     for fact in report.facts:
-        domain = fact.recipient.rpartition("@")[2]
+        domain = domain_of(fact.recipient) or ""
         facts.append(
             {
                 "recipient": render_recipient(fact.recipient, domain, mode),

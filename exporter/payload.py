@@ -56,9 +56,13 @@ def media_type(content_type: str) -> str:
     )
 
 
-def decode(body: bytes, content_type: str) -> Fields:
-    """Decode ``body`` according to the ``Content-Type`` header value ``content_type``."""
-    essence = media_type(content_type)
+def decode(body: bytes, content_type: str, essence: str | None = None) -> Fields:
+    """Decode ``body`` according to the ``Content-Type`` header value ``content_type``.
+
+    ``essence`` is what :func:`media_type` returned for it, when the caller already asked.
+    """
+    if essence is None:
+        essence = media_type(content_type)
     if essence == FORM:
         charset = parse_mimetype(content_type).parameters.get("charset", "utf-8")
         return _decode_form(body, charset)
@@ -147,6 +151,11 @@ def _decode_json(body: bytes) -> Fields:
         raise invalid("body is not valid JSON") from None
     if not isinstance(document, dict):
         raise invalid("JSON body must be an object of fields")
+    return json_fields(document)
+
+
+def json_fields(document: dict[str, object]) -> Fields:
+    """The fields of a decoded JSON object: scalars as text, lists as repeated values."""
     fields: Fields = {}
     for name, value in document.items():
         if value is None:
