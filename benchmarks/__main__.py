@@ -5,9 +5,11 @@ from __future__ import annotations
 import sys
 
 from benchmarks import bounces, corpus_dir, failures, series
+from exporter.metrics import disable_created_series
 
 
 def main() -> int:
+    disable_created_series()
     print(series.report(series.measure()))
     corpus = corpus_dir()
     if corpus is None:

@@ -32,7 +32,13 @@ from exporter.events import (
     OpenEvent,
     RecipientEvent,
 )
-from exporter.metrics import BOUNCE_VERDICTS, REQUEST_KINDS, VERDICTS, Metrics
+from exporter.metrics import (
+    BOUNCE_VERDICTS,
+    REQUEST_KINDS,
+    VERDICTS,
+    Metrics,
+    disable_created_series,
+)
 from exporter.smtp import STATES, STATUS_CLASSES
 
 CODES = ("250", "450", "550", "")
@@ -148,4 +154,5 @@ def report(budget: SeriesBudget) -> str:
 
 
 if __name__ == "__main__":
+    disable_created_series()
     print(report(measure(int(sys.argv[1]) if len(sys.argv) > 1 else 100)))

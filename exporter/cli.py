@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from exporter import __version__, classify_command
 from exporter.app import create_app
 from exporter.logs import configure_logging, log
+from exporter.metrics import disable_created_series
 from exporter.server import serve
 from exporter.settings import Settings, add_options, settings_from_args
 
@@ -46,6 +47,7 @@ def run(settings: Settings) -> None:
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    disable_created_series()
     parser = build_parser(os.environ if environ is None else environ)
     args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
     if args.command == "classify":

@@ -9,60 +9,109 @@ the first ``limit`` other domains seen, and folds everything after that into ``o
 from __future__ import annotations
 
 import re
-from typing import Final
+from collections.abc import Mapping
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Final, NamedTuple
 
 import idna
 
-#: Domains that always get their own label value: the large mailbox providers whose
-#: blocking or throttling a sender must see at once. Extend it here; the README's series
-#: budget grows by (states x code classes + 3) per domain added.
-PROVIDER_DOMAINS: Final[tuple[str, ...]] = (
-    # Google
-    "gmail.com",
-    "googlemail.com",
-    # Microsoft
-    "outlook.com",
-    "hotmail.com",
-    "live.com",
-    "msn.com",
-    "hotmail.co.uk",
-    "hotmail.fr",
-    "live.nl",
-    # Yahoo / AOL
-    "yahoo.com",
-    "yahoo.co.uk",
-    "yahoo.fr",
-    "ymail.com",
-    "aol.com",
-    # Apple
-    "icloud.com",
-    "me.com",
-    "mac.com",
-    # Europe
-    "gmx.de",
-    "gmx.net",
-    "web.de",
-    "t-online.de",
-    "orange.fr",
-    "free.fr",
-    "laposte.net",
-    "libero.it",
-    "ziggo.nl",
-    "kpnmail.nl",
-    "proton.me",
-    "protonmail.com",
-    # Elsewhere
-    "comcast.net",
-    "att.net",
-    "mail.ru",
-    "yandex.ru",
-    "qq.com",
-    "163.com",
-    "naver.com",
+
+class Provider(StrEnum):
+    """The ``provider`` label: who runs the mailbox behind a recipient domain.
+
+    Operators ask "is Microsoft blocking us?", not "is hotmail.co.uk?": a provider answers
+    for all of its domains with one set of servers, rules and postmaster pages.
+    """
+
+    GOOGLE = "google"
+    MICROSOFT = "microsoft"
+    #: Yahoo Mail and AOL Mail, one platform (Yahoo Inc.).
+    YAHOO = "yahoo"
+    APPLE = "apple"
+    #: GMX and WEB.DE, one platform (1&1 Mail & Media).
+    GMX = "gmx"
+    TELEKOM = "telekom"
+    ORANGE = "orange"
+    FREE = "free"
+    LAPOSTE = "laposte"
+    LIBERO = "libero"
+    ZIGGO = "ziggo"
+    KPN = "kpn"
+    PROTON = "proton"
+    COMCAST = "comcast"
+    ATT = "att"
+    MAILRU = "mailru"
+    YANDEX = "yandex"
+    QQ = "qq"
+    NETEASE = "netease"
+    NAVER = "naver"
+    #: Every domain not in :data:`PROVIDERS`, and the ``other``/``unknown`` domain values.
+    OTHER = "other"
+
+
+#: Domains that always get their own label value, and the provider that runs each: the
+#: large mailbox providers whose blocking or throttling a sender must see at once. Extend
+#: it here; the README's series budget grows by the per-domain figure for each domain added.
+#: (A domain hosted by one of these under its own name is ``other`` until it is listed.)
+PROVIDERS: Final[Mapping[str, Provider]] = MappingProxyType(
+    {
+        "gmail.com": Provider.GOOGLE,
+        "googlemail.com": Provider.GOOGLE,
+        "outlook.com": Provider.MICROSOFT,
+        "hotmail.com": Provider.MICROSOFT,
+        "live.com": Provider.MICROSOFT,
+        "msn.com": Provider.MICROSOFT,
+        "hotmail.co.uk": Provider.MICROSOFT,
+        "hotmail.fr": Provider.MICROSOFT,
+        "live.nl": Provider.MICROSOFT,
+        "yahoo.com": Provider.YAHOO,
+        "yahoo.co.uk": Provider.YAHOO,
+        "yahoo.fr": Provider.YAHOO,
+        "ymail.com": Provider.YAHOO,
+        "aol.com": Provider.YAHOO,
+        "icloud.com": Provider.APPLE,
+        "me.com": Provider.APPLE,
+        "mac.com": Provider.APPLE,
+        "gmx.de": Provider.GMX,
+        "gmx.net": Provider.GMX,
+        "web.de": Provider.GMX,
+        "t-online.de": Provider.TELEKOM,
+        "orange.fr": Provider.ORANGE,
+        "free.fr": Provider.FREE,
+        "laposte.net": Provider.LAPOSTE,
+        "libero.it": Provider.LIBERO,
+        "ziggo.nl": Provider.ZIGGO,
+        "kpnmail.nl": Provider.KPN,
+        "proton.me": Provider.PROTON,
+        "protonmail.com": Provider.PROTON,
+        "comcast.net": Provider.COMCAST,
+        "att.net": Provider.ATT,
+        "mail.ru": Provider.MAILRU,
+        "yandex.ru": Provider.YANDEX,
+        "qq.com": Provider.QQ,
+        "163.com": Provider.NETEASE,
+        "naver.com": Provider.NAVER,
+    }
 )
+PROVIDER_DOMAINS: Final[tuple[str, ...]] = tuple(PROVIDERS)
 
 #: The label value for every domain past the cap.
 OTHER: Final = "other"
+#: The label value for an event that names no recipient (a complaint without one).
+UNKNOWN: Final = "unknown"
+_RESERVED: Final = frozenset({OTHER, UNKNOWN})
+
+
+class RecipientLabels(NamedTuple):
+    """The ``domain`` and ``provider`` label values of one recipient."""
+
+    domain: str
+    provider: Provider
+
+
+OVERFLOW: Final = RecipientLabels(OTHER, Provider.OTHER)
+NO_RECIPIENT: Final = RecipientLabels(UNKNOWN, Provider.OTHER)
 
 _MAX_DOMAIN_LENGTH: Final = 253
 # Letters, digits, hyphens and underscores (seen in real MX-less test domains) per label, or an
@@ -113,21 +162,27 @@ class DomainLabels:
 
     __slots__ = ("_claimed", "_limit", "_providers")
 
-    def __init__(self, limit: int, providers: tuple[str, ...] = PROVIDER_DOMAINS) -> None:
+    def __init__(self, limit: int, providers: Mapping[str, Provider] = PROVIDERS) -> None:
         if limit < 0:
             raise ValueError("domain limit must be zero or more")
         self._limit = limit
-        self._providers = frozenset(providers)
-        self._claimed: set[str] = set()
+        self._providers = providers
+        # A claimed domain's provider is fixed when it claims its value, so its series never
+        # split; a lookup that learns a custom domain's host (by MX) can fill it in here.
+        self._claimed: dict[str, Provider] = {}
 
-    def label(self, domain: str) -> tuple[str, bool]:
-        """The label value for ``domain``, and whether it overflowed into ``other``."""
-        if domain in self._providers or domain in self._claimed:
-            return domain, False
-        if len(self._claimed) < self._limit and domain != OTHER:
-            self._claimed.add(domain)
-            return domain, False
-        return OTHER, True
+    def label(self, domain: str) -> tuple[RecipientLabels, bool]:
+        """The labels for ``domain``, and whether it overflowed into ``other``."""
+        provider = self._providers.get(domain)
+        if provider is not None:
+            return RecipientLabels(domain, provider), False
+        provider = self._claimed.get(domain)
+        if provider is not None:
+            return RecipientLabels(domain, provider), False
+        if len(self._claimed) < self._limit and domain not in _RESERVED:
+            self._claimed[domain] = Provider.OTHER
+            return RecipientLabels(domain, Provider.OTHER), False
+        return OVERFLOW, True
 
     @property
     def claimed(self) -> int:

@@ -1,8 +1,9 @@
-"""Every Prometheus metric this service exports, built around an injected registry.
+"""The exporter's collectors, built from the declarations in ``exporter.catalog``.
 
 Label values known at start (states x code classes per provider domain, status classes and
 subjects, kinds x outcomes) are created at 0 so ``increase()`` and ``absent()`` based alerts
-work from the first scrape. The ``domain`` label is bounded by :class:`DomainLabels`.
+work from the first scrape. The ``domain`` label is bounded by :class:`DomainLabels`, and
+``provider`` follows from it.
 """
 
 from __future__ import annotations
@@ -10,21 +11,24 @@ from __future__ import annotations
 import platform
 from typing import Final
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    disable_created_metrics,
-)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import disable_created_metrics as _disable_created_metrics
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from exporter import __version__
+from exporter import __version__, catalog
+from exporter.catalog import MetricSpec, MetricType
 from exporter.classifier import REASONS, bounce_type_of
 from exporter.diagnosis import FEEDBACK_TYPES, Diagnosis
-from exporter.domains import OTHER, PROVIDER_DOMAINS, DomainLabels, domain_of
+from exporter.domains import (
+    NO_RECIPIENT,
+    OVERFLOW,
+    PROVIDERS,
+    DomainLabels,
+    RecipientLabels,
+    domain_of,
+)
 from exporter.errors import Outcome
 from exporter.events import (
     AbuseEvent,
@@ -63,11 +67,31 @@ BOUNCE_VERDICTS: Final = (
     ("feedback", "feedback", "soft"),
     ("unrecognized", "undefined", "soft"),
 )
-#: The domain label of a complaint whose report names no recipient.
-UNKNOWN_DOMAIN: Final = "unknown"
 
-#: Webhook handling takes well under a millisecond; the top buckets catch slow clients.
-DURATION_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+def disable_created_series() -> None:
+    """Drop the ``_created`` series prometheus-client adds per counter child.
+
+    They would double the series count for a value Prometheus does not use. The switch is
+    process-wide in prometheus-client, so it is thrown once at process start (by the command
+    line, the benchmarks and the test session), never by building a :class:`Metrics`.
+    """
+    _disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped upstream
+
+
+def _counter(spec: MetricSpec, registry: CollectorRegistry) -> Counter:
+    assert spec.type is MetricType.COUNTER, spec.name
+    return Counter(spec.name, spec.help, spec.labels, registry=registry)
+
+
+def _gauge(spec: MetricSpec, registry: CollectorRegistry) -> Gauge:
+    assert spec.type is MetricType.GAUGE, spec.name
+    return Gauge(spec.name, spec.help, spec.labels, registry=registry)
+
+
+def _histogram(spec: MetricSpec, registry: CollectorRegistry) -> Histogram:
+    assert spec.type is MetricType.HISTOGRAM, spec.name
+    return Histogram(spec.name, spec.help, spec.labels, buckets=spec.buckets, registry=registry)
 
 
 class Metrics:
@@ -76,119 +100,48 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry, *, domain_limit: int) -> None:
         self.registry = registry
         self.domains = DomainLabels(domain_limit)
-        # A ``_created`` series per counter child would double the series count for a value
-        # Prometheus does not use; this switch is process-wide in prometheus-client.
-        disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped upstream
         # The default process, platform and GC collectors live on the global registry: give
         # ours the same ones.
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
         GCCollector(registry=registry)
 
-        self.failures = Counter(
-            "smtpeter_failures",
-            "Failed deliveries reported by SMTPeter, by SMTP state, reply-code class and "
-            "recipient domain.",
-            ["state", "code_class", "domain"],
-            registry=registry,
-        )
-        self.failure_status = Counter(
-            "smtpeter_failure_status",
-            "Failed deliveries by RFC 3463 enhanced status class and subject "
-            "(none when SMTPeter sent no enhanced status code).",
-            ["class", "subject"],
-            registry=registry,
-        )
-        self.failure_reasons = Counter(
-            "smtpeter_failure_reasons",
-            "Failed deliveries by bounce reason (Sisimai's vocabulary), hard or soft, and "
-            "recipient domain.",
-            ["reason", "bounce_type", "domain"],
-            registry=registry,
-        )
-        self.bounces = Counter(
-            "smtpeter_bounces",
-            "Recipients named by bounce messages from the bounces webhook, by message kind "
-            "(dsn, autoreply, feedback, unrecognized), reason, hard or soft, and domain.",
-            ["kind", "reason", "bounce_type", "domain"],
-            registry=registry,
-        )
-        self.complaints = Counter(
-            "smtpeter_complaints",
-            "Spam complaints (ARF reports from the abuses webhook), by feedback type and the "
-            "complaining recipient's domain.",
-            ["feedback_type", "domain"],
-            registry=registry,
-        )
-        self.deliveries = Counter(
-            "smtpeter_deliveries",
-            "Successful deliveries reported by SMTPeter, by recipient domain.",
-            ["domain"],
-            registry=registry,
-        )
-        self.opens = Counter(
-            "smtpeter_opens",
-            "Opens reported by SMTPeter, by recipient domain.",
-            ["domain"],
-            registry=registry,
-        )
-        self.clicks = Counter(
-            "smtpeter_clicks",
-            "Clicks reported by SMTPeter, by recipient domain.",
-            ["domain"],
-            registry=registry,
-        )
-        self.requests = Counter(
-            "smtpeter_webhook_requests",
-            "Webhook requests received, by webhook kind and outcome.",
-            ["kind", "outcome"],
-            registry=registry,
-        )
-        self.duration = Histogram(
-            "smtpeter_webhook_request_duration_seconds",
-            "Time from a webhook request's arrival to its response, by webhook kind.",
-            ["kind"],
-            buckets=DURATION_BUCKETS,
-            registry=registry,
-        )
-        self.last_event = Gauge(
-            "smtpeter_last_event_timestamp_seconds",
-            "Unix time at which the last accepted event of each kind was received "
-            "(0 until the first).",
-            ["kind"],
-            registry=registry,
-        )
-        self.domain_overflow = Counter(
-            "smtpeter_domain_label_overflow",
-            'Events whose recipient domain was counted as domain="other" because the domain '
-            "label cap was reached.",
-            registry=registry,
-        )
-        self.build_info = Gauge(
-            "smtpeter_build_info",
-            "Always 1; the labels tell which smtpeter-exporter build is running.",
-            ["version", "python_version"],
-            registry=registry,
-        )
+        self.failures = _counter(catalog.FAILURES, registry)
+        self.failure_status = _counter(catalog.FAILURE_STATUS, registry)
+        self.failure_reasons = _counter(catalog.FAILURE_REASONS, registry)
+        self.bounces = _counter(catalog.BOUNCES, registry)
+        self.complaints = _counter(catalog.COMPLAINTS, registry)
+        self.deliveries = _counter(catalog.DELIVERIES, registry)
+        self.opens = _counter(catalog.OPENS, registry)
+        self.clicks = _counter(catalog.CLICKS, registry)
+        self.requests = _counter(catalog.REQUESTS, registry)
+        self.duration = _histogram(catalog.REQUEST_DURATION, registry)
+        self.last_event = _gauge(catalog.LAST_EVENT, registry)
+        self.domain_overflow = _counter(catalog.DOMAIN_OVERFLOW, registry)
+        self.build_info = _gauge(catalog.BUILD_INFO, registry)
         self.build_info.labels(__version__, platform.python_version()).set(1)
         self._precreate()
 
     def _precreate(self) -> None:
-        for domain in (*PROVIDER_DOMAINS, OTHER):
+        recipients = (
+            *(RecipientLabels(domain, provider) for domain, provider in PROVIDERS.items()),
+            OVERFLOW,
+        )
+        for recipient in recipients:
             for state in STATES:
                 for klass in CODE_CLASSES:
-                    self.failures.labels(state, klass, domain)
+                    self.failures.labels(state, klass, *recipient)
             for reason, bounce_type in VERDICTS:
-                self.failure_reasons.labels(reason, bounce_type, domain)
+                self.failure_reasons.labels(reason, bounce_type, *recipient)
             for feedback_type in FEEDBACK_TYPES:
-                self.complaints.labels(feedback_type, domain)
-            self.deliveries.labels(domain)
-            self.opens.labels(domain)
-            self.clicks.labels(domain)
+                self.complaints.labels(feedback_type, *recipient)
+            self.deliveries.labels(*recipient)
+            self.opens.labels(*recipient)
+            self.clicks.labels(*recipient)
         # Bounce messages are the second view of failures already counted by reason per
         # domain above, so their series start at 0 for "other" only (see the series budget).
         for kind, reason, bounce_type in BOUNCE_VERDICTS:
-            self.bounces.labels(kind, reason, bounce_type, OTHER)
+            self.bounces.labels(kind, reason, bounce_type, *OVERFLOW)
         for status_class in STATUS_CLASSES:
             for subject in STATUS_SUBJECTS:
                 self.failure_status.labels(status_class, subject)
@@ -200,19 +153,19 @@ class Metrics:
         for kind in Kind:
             self.last_event.labels(kind.value)
 
-    def domain_label(self, domain: str) -> str:
-        """The bounded ``domain`` label value, counting the events that overflow the cap."""
-        label, overflowed = self.domains.label(domain)
+    def recipient_labels(self, domain: str) -> RecipientLabels:
+        """The bounded ``domain`` label and its ``provider``, counting overflows of the cap."""
+        labels, overflowed = self.domains.label(domain)
         if overflowed:
             self.domain_overflow.inc()
-        return label
+        return labels
 
     def count_event(self, event: Event, diagnosis: Diagnosis, received_at: float) -> None:
         """Count one accepted event (its request is counted by :meth:`count_request`)."""
         match event:
             case FailureEvent():
-                domain = self.domain_label(event.domain)
-                self.failures.labels(event.state, code_class(event.code), domain).inc()
+                recipient = self.recipient_labels(event.domain)
+                self.failures.labels(event.state, code_class(event.code), *recipient).inc()
                 status = parse_enhanced_status(event.extended)
                 if status is None:
                     self.failure_status.labels(NO_STATUS, NO_STATUS).inc()
@@ -220,13 +173,15 @@ class Metrics:
                     self.failure_status.labels(status.klass, status.subject_label).inc()
                 if diagnosis.verdict is not None:
                     verdict = diagnosis.verdict
-                    self.failure_reasons.labels(verdict.reason, verdict.bounce_type, domain).inc()
+                    self.failure_reasons.labels(
+                        verdict.reason, verdict.bounce_type, *recipient
+                    ).inc()
             case DeliveryEvent():
-                self.deliveries.labels(self.domain_label(event.domain)).inc()
+                self.deliveries.labels(*self.recipient_labels(event.domain)).inc()
             case OpenEvent():
-                self.opens.labels(self.domain_label(event.domain)).inc()
+                self.opens.labels(*self.recipient_labels(event.domain)).inc()
             case ClickEvent():
-                self.clicks.labels(self.domain_label(event.domain)).inc()
+                self.clicks.labels(*self.recipient_labels(event.domain)).inc()
             case BounceEvent():
                 self._count_bounce(event, diagnosis)
             case AbuseEvent():
@@ -237,17 +192,18 @@ class Metrics:
         report = diagnosis.report
         if report is None or not report.facts:
             kind = report.kind if report is not None else "unrecognized"
-            self.bounces.labels(kind, "undefined", "soft", self.domain_label(event.domain)).inc()
+            recipient = self.recipient_labels(event.domain)
+            self.bounces.labels(kind, "undefined", "soft", *recipient).inc()
             return
         for fact in report.facts:
-            domain = self.domain_label(domain_of(fact.recipient) or event.domain)
-            self.bounces.labels(report.kind, fact.reason, fact.bounce_type, domain).inc()
+            recipient = self.recipient_labels(domain_of(fact.recipient) or event.domain)
+            self.bounces.labels(report.kind, fact.reason, fact.bounce_type, *recipient).inc()
 
     def _count_complaint(self, diagnosis: Diagnosis) -> None:
         report = diagnosis.report
         found = domain_of(report.facts[0].recipient) if report and report.facts else None
-        domain = self.domain_label(found) if found is not None else UNKNOWN_DOMAIN
-        self.complaints.labels(diagnosis.feedback_type, domain).inc()
+        recipient = self.recipient_labels(found) if found is not None else NO_RECIPIENT
+        self.complaints.labels(diagnosis.feedback_type, *recipient).inc()
 
     def count_request(self, kind: str, outcome: Outcome, seconds: float) -> None:
         """Count one webhook request, whatever became of it."""

@@ -17,9 +17,15 @@ from aiohttp.test_utils import TestClient
 from prometheus_client import CollectorRegistry
 
 from exporter.app import create_app
+from exporter.metrics import disable_created_series
 from exporter.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Process start for the test session: what the command line does before serving."""
+    disable_created_series()
 
 
 @pytest.fixture(scope="session")

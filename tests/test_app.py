@@ -13,7 +13,7 @@ import pytest
 import structlog
 
 from exporter.app import create_app
-from exporter.domains import PROVIDER_DOMAINS
+from exporter.domains import PROVIDERS
 from exporter.logs import RecipientMode
 from exporter.settings import Settings
 from exporter.smtp import CODE_CLASSES, STATES
@@ -46,7 +46,7 @@ async def test_form_failure_is_accepted_and_counted(exporter: Exporter) -> None:
     response = await exporter.post("/webhooks/failures", data=FAILURE)
     assert response.status == 200
     assert await response.json() == {"status": "accepted", "kind": "failure"}
-    labels = {"state": "rcpt", "code_class": "5xx", "domain": "gmail.com"}
+    labels = {"state": "rcpt", "code_class": "5xx", "domain": "gmail.com", "provider": "google"}
     assert exporter.value("smtpeter_failures_total", **labels) == 1
     assert exporter.value("smtpeter_failure_status_total", **{"class": "5", "subject": "1"}) == 1
     assert (
@@ -77,7 +77,8 @@ async def test_every_encoding_of_both_field_sets_is_accepted(
     domain = fields["recipient"].split("@")[1]
     state = "rcpt" if fields is FAILURE else "data"
     klass = "5xx" if fields is FAILURE else "4xx"
-    labels = {"state": state, "code_class": klass, "domain": domain}
+    provider = "google" if fields is FAILURE else "other"
+    labels = {"state": state, "code_class": klass, "domain": domain, "provider": provider}
     assert exporter.value("smtpeter_failures_total", **labels) == 1
 
 
@@ -114,12 +115,18 @@ async def test_dispatch_path_routes_each_type(exporter: Exporter) -> None:
         assert (await response.json())["kind"] == fields["type"]
     assert (
         exporter.value(
-            "smtpeter_failures_total", state="bounce", code_class="5xx", domain="gmail.com"
+            "smtpeter_failures_total",
+            state="bounce",
+            code_class="5xx",
+            domain="gmail.com",
+            provider="google",
         )
         == 1
     )
     for metric in ("deliveries", "opens", "clicks"):
-        assert exporter.value(f"smtpeter_{metric}_total", domain="gmail.com") == 1
+        assert (
+            exporter.value(f"smtpeter_{metric}_total", domain="gmail.com", provider="google") == 1
+        )
     for kind in ("failure", "delivery", "open", "click"):
         assert exporter.value("smtpeter_webhook_requests_total", kind=kind, outcome="accepted") == 1
 
@@ -141,21 +148,21 @@ async def test_exact_metric_values_after_a_sequence_of_posts(exporter: Exporter)
     statuses = [(await exporter.post(path, data=fields)).status for path, fields in sequence]
     assert statuses == [200, 200, 200, 200, 200, 400, 200, 200]
     failures = {
-        ("rcpt", "5xx", "gmail.com"): 2,
-        ("data", "4xx", "gmail.com"): 1,
-        ("bounce", "none", "example.com"): 1,
-        ("other", "none", "example.com"): 1,
-        ("rcpt", "4xx", "gmail.com"): 0,
+        ("rcpt", "5xx", "gmail.com", "google"): 2,
+        ("data", "4xx", "gmail.com", "google"): 1,
+        ("bounce", "none", "example.com", "other"): 1,
+        ("other", "none", "example.com", "other"): 1,
+        ("rcpt", "4xx", "gmail.com", "google"): 0,
     }
-    for (state, klass, domain), count in failures.items():
-        labels = {"state": state, "code_class": klass, "domain": domain}
+    for (state, klass, domain, provider), count in failures.items():
+        labels = {"state": state, "code_class": klass, "domain": domain, "provider": provider}
         assert exporter.value("smtpeter_failures_total", **labels) == count
     assert (
         exporter.value("smtpeter_failure_status_total", **{"class": "none", "subject": "none"}) == 4
     )
     assert exporter.value("smtpeter_failure_status_total", **{"class": "5", "subject": "7"}) == 1
-    assert exporter.value("smtpeter_deliveries_total", domain="gmail.com") == 1
-    assert exporter.value("smtpeter_deliveries_total", domain="example.com") == 1
+    assert exporter.value("smtpeter_deliveries_total", domain="gmail.com", provider="google") == 1
+    assert exporter.value("smtpeter_deliveries_total", domain="example.com", provider="other") == 1
     assert (
         exporter.value("smtpeter_webhook_requests_total", kind="failure", outcome="accepted") == 5
     )
@@ -171,12 +178,18 @@ async def test_known_series_exist_at_zero_before_the_first_event(exporter: Expor
         for metric in exporter.registry.collect()
         for sample in metric.samples
     }
-    for domain in (*PROVIDER_DOMAINS, "other"):
+    for domain, provider in (*PROVIDERS.items(), ("other", "other")):
         for state in STATES:
             for klass in CODE_CLASSES:
-                labels = (("code_class", klass), ("domain", domain), ("state", state))
+                labels = (
+                    ("code_class", klass),
+                    ("domain", domain),
+                    ("provider", provider),
+                    ("state", state),
+                )
                 assert samples[("smtpeter_failures_total", labels)] == 0
-        assert samples[("smtpeter_deliveries_total", (("domain", domain),))] == 0
+        recipient = (("domain", domain), ("provider", provider))
+        assert samples[("smtpeter_deliveries_total", recipient)] == 0
     for kind in ("failure", "delivery", "open", "click", "unknown"):
         for outcome in ("accepted", "invalid", "unsupported_media", "too_large"):
             assert (
@@ -206,11 +219,15 @@ async def test_domain_cap_folds_later_domains_into_other_and_counts_them(
     ]:
         response = await exporter.post("/webhooks/deliveries", data={"recipient": recipient})
         assert response.status == 200
-    assert exporter.value("smtpeter_deliveries_total", domain="one.example") == 2
-    assert exporter.value("smtpeter_deliveries_total", domain="two.example") == 1
-    assert exporter.value("smtpeter_deliveries_total", domain="three.example") is None
-    assert exporter.value("smtpeter_deliveries_total", domain="gmail.com") == 1
-    assert exporter.value("smtpeter_deliveries_total", domain="other") == 2
+
+    def deliveries(domain: str, provider: str = "other") -> float | None:
+        return exporter.value("smtpeter_deliveries_total", domain=domain, provider=provider)
+
+    assert deliveries("one.example") == 2
+    assert deliveries("two.example") == 1
+    assert deliveries("three.example") is None
+    assert deliveries("gmail.com", "google") == 1
+    assert deliveries("other") == 2
     assert exporter.value("smtpeter_domain_label_overflow_total") == 2
 
 
@@ -416,7 +433,7 @@ async def test_metrics_endpoint_serves_the_injected_registry(exporter: Exporter)
     response = await exporter.client.get("/metrics")
     assert response.status == 200
     text = await response.text()
-    assert 'smtpeter_opens_total{domain="gmail.com"} 1.0' in text
+    assert 'smtpeter_opens_total{domain="gmail.com",provider="google"} 1.0' in text
     assert "smtpeter_opens_created" not in text
 
 

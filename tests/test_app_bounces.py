@@ -63,9 +63,12 @@ def settings() -> Settings:
     return Settings(max_request_bytes=200_000)
 
 
-def bounces(exporter: Exporter, kind: str, reason: str, bounce_type: str, domain: str) -> float:
-    labels = {"kind": kind, "reason": reason, "bounce_type": bounce_type, "domain": domain}
-    return exporter.value("smtpeter_bounces_total", **labels) or 0.0
+def bounces(exporter: Exporter, kind: str, reason: str, bounce_type: str, where: str) -> float:
+    """``where`` is ``domain/provider``."""
+    domain, provider = where.split("/")
+    labels = {"kind": kind, "reason": reason, "bounce_type": bounce_type}
+    recipient = {"domain": domain, "provider": provider}
+    return exporter.value("smtpeter_bounces_total", **labels, **recipient) or 0.0
 
 
 async def test_form_posted_dsn_is_read_counted_and_logged_per_recipient(exporter: Exporter) -> None:
@@ -81,7 +84,7 @@ async def test_form_posted_dsn_is_read_counted_and_logged_per_recipient(exporter
     with structlog.testing.capture_logs() as logs:
         response = await exporter.client.post("/webhooks/bounces", data=fields)
     assert response.status == 200
-    assert bounces(exporter, "dsn", "userunknown", "hard", "gmail.com") == 1
+    assert bounces(exporter, "dsn", "userunknown", "hard", "gmail.com/google") == 1
     [line] = [entry for entry in logs if entry["event"] == "bounce"]
     assert line["message_kind"] == "dsn"
     assert line["facts"] == [
@@ -108,7 +111,7 @@ async def test_old_bounce_field_set_posted_as_json_is_accepted(exporter: Exporte
     }
     response = await exporter.client.post("/webhooks/bounces", json=fields)
     assert response.status == 200
-    assert bounces(exporter, "dsn", "userunknown", "hard", "gmail.com") == 1
+    assert bounces(exporter, "dsn", "userunknown", "hard", "gmail.com/google") == 1
 
 
 @pytest.mark.parametrize(
@@ -128,7 +131,7 @@ async def test_unrecognized_message_is_accepted_counted_and_excerpted(
             "/webhooks/bounces", data={"recipient": "someone@example.com", "mime": mime}
         )
     assert response.status == 200
-    assert bounces(exporter, "unrecognized", "undefined", "soft", "example.com") == 1
+    assert bounces(exporter, "unrecognized", "undefined", "soft", "example.com/other") == 1
     [line] = [entry for entry in logs if entry["event"] == "bounce"]
     assert line["message_kind"] == "unrecognized"
     assert len(line["excerpt"]) <= 300
@@ -167,9 +170,8 @@ async def test_arf_complaint_counts_feedback_type_and_recipient_domain(
         else:
             response = await exporter.client.post("/webhooks/abuses", data=fields)
     assert response.status == 200
-    assert (
-        exporter.value("smtpeter_complaints_total", feedback_type="abuse", domain="yahoo.com") == 1
-    )
+    yahoo = {"domain": "yahoo.com", "provider": "yahoo"}
+    assert exporter.value("smtpeter_complaints_total", feedback_type="abuse", **yahoo) == 1
     [line] = [entry for entry in logs if entry["event"] == "abuse"]
     assert (line["feedback_type"], line["message_kind"]) == ("abuse", "feedback")
     assert line["facts"][0]["recipient"] == "reader@yahoo.com"
@@ -184,7 +186,8 @@ async def test_complaint_naming_no_recipient_counts_under_unknown_domain(
     )
     response = await exporter.client.post("/webhooks/abuses", data={"mime": anonymous})
     assert response.status == 200
-    assert exporter.value("smtpeter_complaints_total", feedback_type="abuse", domain="unknown") == 1
+    unknown = {"domain": "unknown", "provider": "other"}
+    assert exporter.value("smtpeter_complaints_total", feedback_type="abuse", **unknown) == 1
 
 
 async def test_dispatch_path_takes_bounces_and_abuses(exporter: Exporter) -> None:
@@ -208,9 +211,10 @@ async def test_failure_log_and_reason_metric_carry_the_verdict(exporter: Exporte
         assert (await exporter.client.post("/webhooks/failures", data=fields)).status == 200
     [line] = [entry for entry in logs if entry["event"] == "failure"]
     assert (line["reason"], line["bounce_type"]) == ("mailboxfull", "soft")
-    labels = {"reason": "mailboxfull", "bounce_type": "soft", "domain": "outlook.com"}
+    outlook = {"domain": "outlook.com", "provider": "microsoft"}
+    labels = {"reason": "mailboxfull", "bounce_type": "soft", **outlook}
     assert exporter.value("smtpeter_failure_reasons_total", **labels) == 1
-    hard = {"reason": "userunknown", "bounce_type": "hard", "domain": "outlook.com"}
+    hard = {"reason": "userunknown", "bounce_type": "hard", **outlook}
     assert exporter.value("smtpeter_failure_reasons_total", **hard) == 0
 
 
@@ -226,7 +230,7 @@ async def test_a_bug_in_the_bounce_reader_still_records_the_event_and_logs_it(
             "/webhooks/bounces", data={"recipient": "someone@gmail.com", "mime": DSN}
         )
     assert response.status == 200
-    assert bounces(exporter, "unrecognized", "undefined", "soft", "gmail.com") == 1
+    assert bounces(exporter, "unrecognized", "undefined", "soft", "gmail.com/google") == 1
     assert [entry["event"] for entry in logs if entry["log_level"] == "error"] == [
         "bounce_reader_failed"
     ]

@@ -6,9 +6,10 @@ import pytest
 
 from exporter.domains import (
     OTHER,
-    PROVIDER_DOMAINS,
+    PROVIDERS,
     DomainLabels,
     InvalidDomainError,
+    Provider,
     normalize_domain,
 )
 
@@ -43,20 +44,28 @@ def test_invalid_domains_are_refused(raw: str) -> None:
 
 def test_providers_always_get_their_own_label_even_with_a_zero_cap() -> None:
     labels = DomainLabels(0)
-    assert labels.label("gmail.com") == ("gmail.com", False)
-    assert labels.label("example.com") == (OTHER, True)
+    assert labels.label("gmail.com") == (("gmail.com", Provider.GOOGLE), False)
+    assert labels.label("hotmail.co.uk") == (("hotmail.co.uk", Provider.MICROSOFT), False)
+    assert labels.label("example.com") == ((OTHER, Provider.OTHER), True)
 
 
 def test_first_n_other_domains_keep_their_label_then_overflow_into_other() -> None:
     labels = DomainLabels(2)
-    assert labels.label("a.example") == ("a.example", False)
-    assert labels.label("b.example") == ("b.example", False)
-    assert labels.label("c.example") == (OTHER, True)
+    assert labels.label("a.example") == (("a.example", Provider.OTHER), False)
+    assert labels.label("b.example") == (("b.example", Provider.OTHER), False)
+    assert labels.label("c.example") == ((OTHER, Provider.OTHER), True)
     # Domains that claimed a value keep it after the cap is reached.
-    assert labels.label("a.example") == ("a.example", False)
+    assert labels.label("a.example") == (("a.example", Provider.OTHER), False)
     assert labels.claimed == 2
 
 
-def test_provider_list_is_normalized_and_has_no_duplicates() -> None:
-    assert len(set(PROVIDER_DOMAINS)) == len(PROVIDER_DOMAINS)
-    assert all(normalize_domain(domain) == domain for domain in PROVIDER_DOMAINS)
+@pytest.mark.parametrize("reserved", ["other", "unknown"])
+def test_a_domain_named_like_a_reserved_label_value_never_claims_it(reserved: str) -> None:
+    assert DomainLabels(5).label(reserved) == ((OTHER, Provider.OTHER), True)
+
+
+def test_every_provider_domain_is_normalized_and_maps_to_a_named_provider() -> None:
+    assert all(normalize_domain(domain) == domain for domain in PROVIDERS)
+    assert Provider.OTHER not in PROVIDERS.values()
+    # Every provider but the catch-all runs at least one listed domain.
+    assert set(PROVIDERS.values()) == set(Provider) - {Provider.OTHER}

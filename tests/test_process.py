@@ -108,7 +108,10 @@ def test_console_script_answers_a_webhook_and_a_scrape(exporter: Running) -> Non
     assert (status, json.loads(answer)) == (200, {"status": "accepted", "kind": "failure"})
     status, metrics = exporter.request("GET", "/metrics")
     assert status == 200
-    line = 'smtpeter_failures_total{code_class="5xx",domain="gmail.com",state="rcpt"} 1.0'
+    line = (
+        'smtpeter_failures_total{code_class="5xx",domain="gmail.com",provider="google",'
+        'state="rcpt"} 1.0'
+    )
     assert line in metrics.decode().splitlines()
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.series import measure
+from exporter.catalog import DURATION_BUCKETS
 from exporter.diagnosis import FEEDBACK_TYPES
 from exporter.domains import PROVIDER_DOMAINS
 from exporter.errors import Outcome
 from exporter.events import Kind
-from exporter.metrics import BOUNCE_VERDICTS, DURATION_BUCKETS, REQUEST_KINDS, VERDICTS
+from exporter.metrics import BOUNCE_VERDICTS, REQUEST_KINDS, VERDICTS
 from exporter.smtp import CODE_CLASSES, STATES, STATUS_CLASSES, STATUS_SUBJECTS
 
 
