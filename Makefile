@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test check lint format typecheck pytest tools bench clean
+.PHONY: help venv run test check lint format typecheck pytest tools bench monitoring clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ pytest: venv  ## the test suite alone
 
 tools:  ## promtool, prometheus and alertmanager (Debian packages) for the end-to-end tests
 	bash scripts/install-test-tools.sh
+
+monitoring: venv  ## regenerate rules, dashboards and alert routing from monitoring/config.py
+	$(BIN)/python -m monitoring
 
 bench: venv  ## benchmarks that print figures (see the README)
 	$(BIN)/python -m benchmarks

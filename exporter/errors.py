@@ -8,6 +8,7 @@ body, a counter increment and a warning log line, so no step formats errors itse
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Final
 
 
 class Outcome(StrEnum):
@@ -20,6 +21,20 @@ class Outcome(StrEnum):
     METHOD_NOT_ALLOWED = "method_not_allowed"
     NOT_FOUND = "not_found"
     INTERNAL_ERROR = "internal_error"
+
+
+#: Outcomes of requests refused for what the client sent (a 4xx): what the shipped
+#: "rejected requests" alert counts. Every outcome is accepted, refused, or our fault
+#: (``internal_error``); a test keeps a new outcome from being none of these.
+REFUSED: Final = frozenset(
+    {
+        Outcome.INVALID,
+        Outcome.UNSUPPORTED_MEDIA,
+        Outcome.TOO_LARGE,
+        Outcome.METHOD_NOT_ALLOWED,
+        Outcome.NOT_FOUND,
+    }
+)
 
 
 class Rejected(Exception):  # noqa: N818 - it is an outcome, not an error condition of ours
