@@ -26,7 +26,8 @@ class Provider(StrEnum):
 
     GOOGLE = "google"
     MICROSOFT = "microsoft"
-    #: Yahoo Mail and AOL Mail, one platform (Yahoo Inc.).
+    #: Yahoo Mail and AOL Mail, one platform (Yahoo Inc.), which also receives AT&T's
+    #: consumer domains (their MX records point at Yahoo's servers since mid-2025).
     YAHOO = "yahoo"
     APPLE = "apple"
     #: GMX and WEB.DE, one platform (1&1 Mail & Media).
@@ -40,7 +41,6 @@ class Provider(StrEnum):
     KPN = "kpn"
     PROTON = "proton"
     COMCAST = "comcast"
-    ATT = "att"
     MAILRU = "mailru"
     YANDEX = "yandex"
     QQ = "qq"
@@ -86,7 +86,7 @@ PROVIDERS: Final[Mapping[str, Provider]] = MappingProxyType(
         "proton.me": Provider.PROTON,
         "protonmail.com": Provider.PROTON,
         "comcast.net": Provider.COMCAST,
-        "att.net": Provider.ATT,
+        "att.net": Provider.YAHOO,
         "mail.ru": Provider.MAILRU,
         "yandex.ru": Provider.YANDEX,
         "qq.com": Provider.QQ,
@@ -95,6 +95,12 @@ PROVIDERS: Final[Mapping[str, Provider]] = MappingProxyType(
     }
 )
 PROVIDER_DOMAINS: Final[tuple[str, ...]] = tuple(PROVIDERS)
+
+
+def provider_of(domain: str) -> Provider:
+    """The provider behind a normalized domain; ``other`` for every unlisted domain."""
+    return PROVIDERS.get(domain, Provider.OTHER)
+
 
 #: The label value for every domain past the cap.
 OTHER: Final = "other"

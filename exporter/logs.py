@@ -17,7 +17,7 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
 from exporter.diagnosis import Diagnosis
-from exporter.domains import domain_of
+from exporter.domains import domain_of, provider_of
 from exporter.events import (
     AbuseEvent,
     BounceEvent,
@@ -113,6 +113,7 @@ def event_fields(event: Event, diagnosis: Diagnosis, mode: RecipientMode) -> dic
     if isinstance(event, RecipientEvent):
         fields["recipient"] = render_recipient(event.recipient, event.domain, mode)
         fields["domain"] = event.domain
+        fields["provider"] = provider_of(event.domain).value
     fields["occurred_at"] = event.occurred_at.isoformat() if event.occurred_at else None
     fields["tags"] = list(event.tags)
     match event:

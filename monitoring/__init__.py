@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from monitoring import alertmanager, rules
+from monitoring import alertmanager, dashboards, rules
 from monitoring.config import Config
 
 RULES_FILE = "deploy/prometheus/smtpeter-exporter.rules.yml"
@@ -48,4 +48,5 @@ def generated_files(config: Config) -> dict[str, str]:
     return {
         RULES_FILE: to_yaml(rules.rule_file(config)),
         ALERTMANAGER_FILE: to_yaml(alertmanager.alertmanager_config(config)),
+        **dashboards.dashboard_files(config),
     }

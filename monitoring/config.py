@@ -85,7 +85,9 @@ class Config:
     #: How long the recorded 5-minute failure rate must stay above the baseline.
     spike_sustain: str = "10m"
     #: The baseline: the failure rate over this window, ending where the sustain window and
-    #: its rate window begin, so the spike itself never raises its own baseline.
+    #: its rate window begin, so a spike does not raise its own baseline before it alerts.
+    #: (An incident that outlasts this window becomes the baseline and the spike alert ends;
+    #: the absolute failure-rate alert goes on.)
     spike_baseline_window: str = "6h"
     #: Fire when the rate is above baseline x factor ...
     spike_factor: float = 3.0
@@ -134,8 +136,9 @@ class Config:
     provider_min_blocked: int = 20
     #: ... sustained this long in the data ...
     provider_sustain: str = "10m"
-    #: ... while the other providers together stay below this share (otherwise everyone is
-    #: refusing us, and the failure-rate alerts say so).
+    #: ... unless most providers refuse us too: the other providers together, and the median
+    #: provider, both above this share. Then it is the sender, not one provider, and the
+    #: failure-rate alerts say so. (Two providers blocking among many still both alert.)
     provider_others_ratio: float = 0.05
     #: Provider label values never alerted on: ``other`` is many small domains, not one
     #: receiver.
@@ -150,10 +153,15 @@ class Config:
     #: No accepted event for this long, although events arrived within ``silence_lookback``.
     silence_after: str = "3h"
     silence_lookback: str = "7d"
-    #: Share of webhook requests refused (4xx) over the rate window, and the least count.
+    #: Share of one kind's webhook requests refused (4xx) over the rate window, and the
+    #: least count. Per kind, so SMTPeter changing one payload is seen even when other kinds
+    #: outnumber it.
     rejected_ratio: float = 0.05
     rejected_min: int = 10
     rejected_for: str = "10m"
+    #: Refusals the alert ignores: scanners probing paths and methods. A wrong webhook URL in
+    #: SMTPeter shows as these too, and as WebhooksSilent.
+    rejected_ignored: tuple[str, ...] = ("method_not_allowed", "not_found")
     internal_error_window: str = "10m"
     overflow_window: str = "1h"
     down_for: str = "5m"

@@ -61,7 +61,7 @@ class Alert:
 
 # Names of the recorded series, for the dashboards and the tests.
 EVENTS_BY_KIND: Final = "instance_kind:smtpeter_events:rate5m"
-REQUESTS_BY_OUTCOME: Final = "instance_outcome:smtpeter_webhook_requests:rate5m"
+REQUESTS_BY_OUTCOME: Final = "instance_kind_outcome:smtpeter_webhook_requests:rate5m"
 FAILURES_BY_PROVIDER: Final = "instance_provider:smtpeter_failures:rate5m"
 DELIVERIES_BY_PROVIDER: Final = "instance_provider:smtpeter_deliveries:rate5m"
 OPENS_BY_PROVIDER: Final = "instance_provider:smtpeter_opens:rate5m"
@@ -80,7 +80,10 @@ JOB_SENT: Final = "job:smtpeter_sent:rate5m"
 JOB_BLOCKS: Final = "job:smtpeter_blocks:rate5m"
 JOB_FAILURE_RATIO: Final = "job:smtpeter_failures_per_sent:ratio_rate5m"
 JOB_HARD_SHARE: Final = "job:smtpeter_hard_failures_per_failures:ratio_rate5m"
-JOB_REJECTED_RATIO: Final = "job:smtpeter_webhook_requests_refused_per_requests:ratio_rate5m"
+JOB_KIND_REJECTED: Final = "job_kind:smtpeter_webhook_requests_rejected:rate5m"
+JOB_KIND_REJECTED_RATIO: Final = (
+    "job_kind:smtpeter_webhook_requests_rejected_per_requests:ratio_rate5m"
+)
 
 
 def _window_names(config: Config) -> dict[str, str]:
@@ -111,6 +114,7 @@ def recording_rules(config: Config) -> list[Record]:
     w = config.rate_window
     names = _window_names(config)
     blocking = regex(Label.REASON, config.blocking_reasons)
+    rejected = regex(Label.OUTCOME, rejected_outcomes(config))
     deliveries_seen = (
         f"(max_over_time({JOB_EVENTS_BY_KIND}{matchers(eq(Label.KIND, Kind.DELIVERY))}"
         f"[{config.deliveries_seen_within}]) > 0)"
@@ -141,8 +145,8 @@ def recording_rules(config: Config) -> list[Record]:
         ),
         Record(
             REQUESTS_BY_OUTCOME,
-            per_instance(catalog.REQUESTS, Label.OUTCOME),
-            "webhook requests per second, by outcome",
+            per_instance(catalog.REQUESTS, Label.KIND, Label.OUTCOME),
+            "webhook requests per second, by kind and outcome",
         ),
         Record(
             FAILURES_BY_PROVIDER,
@@ -237,10 +241,14 @@ def recording_rules(config: Config) -> list[Record]:
             "hard-bounce share: hard failures / all failures",
         ),
         Record(
-            JOB_REJECTED_RATIO,
-            f"sum by (job) ({REQUESTS_BY_OUTCOME}{matchers(regex(Label.OUTCOME, sorted(REFUSED)))})"
-            f"\n/\n(sum by (job) ({REQUESTS_BY_OUTCOME}) > 0)",
-            "share of webhook requests refused with a 4xx",
+            JOB_KIND_REJECTED,
+            f"sum by (job, kind) ({REQUESTS_BY_OUTCOME}{matchers(rejected)})",
+            "webhook requests per second refused for what was posted (4xx but 404 and 405)",
+        ),
+        Record(
+            JOB_KIND_REJECTED_RATIO,
+            f"{JOB_KIND_REJECTED}\n/\n(sum by (job, kind) ({REQUESTS_BY_OUTCOME}) > 0)",
+            "share of each kind's webhook requests refused for what was posted",
         ),
         Record(
             names["baseline_sent"],
@@ -301,6 +309,11 @@ def recording_rules(config: Config) -> list[Record]:
     ]
 
 
+def rejected_outcomes(config: Config) -> list[str]:
+    """The outcomes the rejected-requests alert counts: every 4xx but the ignored probes."""
+    return sorted(outcome for outcome in REFUSED if outcome not in config.rejected_ignored)
+
+
 def _percent(value: float) -> str:
     return f"{value * 100:g} %"
 
@@ -339,13 +352,15 @@ def alert_rules(config: Config) -> list[Alert]:
     sustain = config.spike_sustain
     rate = config.rate_seconds
     provider_filter = matchers(not_regex(Label.PROVIDER, config.provider_excluded))
-    others_blocked = (
+    others = config.provider_others_ratio
+    most_blocked = (
         f"(\n  ({JOB_BLOCKS} - on (job) group_right {JOB_PROVIDER_BLOCKS})\n"
         f"  /\n  (({JOB_SENT} - on (job) group_right {JOB_PROVIDER_SENT}) > 0)\n"
-        f"  > {config.provider_others_ratio}\n)"
+        f"  > {others}\n"
+        f"  and on (job)\n"
+        f"  quantile by (job) (0.5, {JOB_PROVIDER_BLOCK_RATIO}{provider_filter}) > {others}\n)"
     )
     last_event = f"max_over_time({series(catalog.LAST_EVENT, s)}[{config.silence_lookback}])"
-    refused = matchers(regex(Label.OUTCOME, sorted(REFUSED)))
     return [
         Alert(
             f"{ALERT_PREFIX}FailureRateSpike",
@@ -387,15 +402,15 @@ def alert_rules(config: Config) -> list[Alert]:
             f" > {config.provider_block_ratio}\n"
             f"and on (job, provider)\n{JOB_PROVIDER_BLOCKS} * {rate} >= "
             f"{config.provider_min_blocked}\n"
-            f"unless on (job, provider)\n{others_blocked}",
+            f"unless on (job, provider)\n{most_blocked}",
             Severity.CRITICAL,
             "{{ $labels.provider }} is refusing mail from {{ $labels.job }} "
             "({{ $value | humanizePercentage }} blocked)",
             f"For {config.provider_sustain}, {{{{ $value | humanizePercentage }}}} of the mail "
             "sent to {{ $labels.provider }} failed as blocked, spam, bad reputation, policy or "
-            f"authentication (threshold {_percent(config.provider_block_ratio)}), while the "
-            f"other providers stay below {_percent(config.provider_others_ratio)}. Read the "
-            "provider's replies in the logs and its postmaster pages.",
+            f"authentication (threshold {_percent(config.provider_block_ratio)}), while most "
+            "other providers accept the mail. Read the provider's replies in the logs and its "
+            "postmaster pages.",
             per_provider=True,
         ),
         Alert(
@@ -433,16 +448,16 @@ def alert_rules(config: Config) -> list[Alert]:
         ),
         Alert(
             f"{ALERT_PREFIX}WebhookRequestsRejected",
-            f"{JOB_REJECTED_RATIO} > {config.rejected_ratio}\n"
-            f"and on (job)\nsum by (job) ({REQUESTS_BY_OUTCOME}{refused}) * {rate} >= "
-            f"{config.rejected_min}",
+            f"{JOB_KIND_REJECTED_RATIO} > {config.rejected_ratio}\n"
+            f"and on (job, kind)\n{JOB_KIND_REJECTED} * {rate} >= {config.rejected_min}",
             Severity.WARNING,
-            "{{ $labels.job }} refuses {{ $value | humanizePercentage }} of webhook requests",
-            f"Over {_percent(config.rejected_ratio)} of webhook requests were answered with a "
-            "4xx for the last "
-            f"{config.rejected_for}: a client posting malformed or unwanted requests, or "
-            "SMTPeter sending something this version does not accept. Events in refused "
-            "requests are not counted.",
+            "{{ $labels.job }} refuses {{ $value | humanizePercentage }} of "
+            "{{ $labels.kind }} webhooks",
+            f"For {config.rejected_for}, over {_percent(config.rejected_ratio)} of the "
+            "{{ $labels.kind }} webhook requests were refused with a 4xx for what they carried "
+            f"({', '.join(rejected_outcomes(config))}): SMTPeter sending something this "
+            "version does not accept, or a client posting junk. Events in refused requests "
+            "are not counted.",
             config.rejected_for,
             (HEALTH_UID, HEALTH_SLUG),
         ),

@@ -381,6 +381,7 @@ async def test_event_log_line_has_every_field_and_the_normalized_ones(exporter: 
         "id": "5f1b0c2e",
         "recipient": "john@gmail.com",
         "domain": "gmail.com",
+        "provider": "google",
         "occurred_at": "2024-03-01T12:00:00+00:00",
         "tags": ["newsletter", "march"],
         "action": "failed",
