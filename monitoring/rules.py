@@ -115,6 +115,8 @@ def recording_rules(config: Config) -> list[Record]:
     names = _window_names(config)
     blocking = regex(Label.REASON, config.blocking_reasons)
     rejected = regex(Label.OUTCOME, rejected_outcomes(config))
+    # Probes are left out of the denominator too, or a scanner would dilute real refusals.
+    answered = matchers(not_regex(Label.OUTCOME, config.rejected_ignored))
     deliveries_seen = (
         f"(max_over_time({JOB_EVENTS_BY_KIND}{matchers(eq(Label.KIND, Kind.DELIVERY))}"
         f"[{config.deliveries_seen_within}]) > 0)"
@@ -247,8 +249,8 @@ def recording_rules(config: Config) -> list[Record]:
         ),
         Record(
             JOB_KIND_REJECTED_RATIO,
-            f"{JOB_KIND_REJECTED}\n/\n(sum by (job, kind) ({REQUESTS_BY_OUTCOME}) > 0)",
-            "share of each kind's webhook requests refused for what was posted",
+            f"{JOB_KIND_REJECTED}\n/\n(sum by (job, kind) ({REQUESTS_BY_OUTCOME}{answered}) > 0)",
+            "share of each kind's webhook requests (404 and 405 aside) refused for what was posted",
         ),
         Record(
             names["baseline_sent"],

@@ -8,6 +8,9 @@ from prometheus_client import CollectorRegistry
 
 from exporter.metrics import Metrics
 from exporter.settings import OPTIONS
+from monitoring import dashboards
+from monitoring.config import Config
+from monitoring.rules import alert_rules, recording_rules
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 
@@ -25,3 +28,14 @@ def test_every_metric_is_in_the_metrics_table() -> None:
             continue
         name = metric.name + ("_total" if metric.type == "counter" else "")
         assert f"| `{name}` | {metric.type} |" in README, name
+
+
+def test_every_alert_recording_rule_and_panel_is_documented() -> None:
+    config = Config()
+    for alert in alert_rules(config):
+        assert f"| `{alert.name}` |" in README, alert.name
+    for record in recording_rules(config):
+        assert f"| `{record.name}` | {record.meaning} |" in README, record.name
+    for dashboard in (dashboards.overview(config), dashboards.health(config)):
+        for title, _ in dashboards.panel_queries(dashboard):
+            assert f"| {title} |" in README, title
