@@ -17,23 +17,14 @@ from prometheus_client.registry import Collector
 
 from benchmarks.traffic import DOMAINS, Post, Traffic
 from exporter import catalog
+from exporter.app import KIND_PATHS
 from exporter.catalog import Label, MetricSpec, MetricType
 from exporter.diagnosis import diagnose
 from exporter.domains import OTHER
 from exporter.errors import Outcome
-from exporter.events import Kind
 from exporter.metrics import Metrics
 from exporter.webhook import parse_event
 
-#: The kind each webhook path serves.
-PATH_KINDS: dict[str, Kind] = {
-    "/webhooks/failures": Kind.FAILURE,
-    "/webhooks/deliveries": Kind.DELIVERY,
-    "/webhooks/opens": Kind.OPEN,
-    "/webhooks/clicks": Kind.CLICK,
-    "/webhooks/bounces": Kind.BOUNCE,
-    "/webhooks/abuses": Kind.ABUSE,
-}
 #: What the rules read; histograms and process metrics are left out.
 FAMILIES: tuple[MetricSpec, ...] = (
     catalog.FAILURES,
@@ -71,7 +62,7 @@ Labels = tuple[tuple[str, str], ...]
 def record(metrics: Metrics, posts: Iterable[Post], at: float) -> None:
     """What the service does with each post: parse, diagnose, count (event and request)."""
     for path, fields in posts:
-        kind = PATH_KINDS[path]
+        kind = KIND_PATHS[path]
         event = parse_event(kind, {name: [value] for name, value in fields.items()})
         metrics.count_event(event, diagnose(event), at)
         metrics.count_request(kind.value, Outcome.ACCEPTED, 0.001)

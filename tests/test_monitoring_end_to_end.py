@@ -1,8 +1,9 @@
 """The shipped rules, dashboards and alert routing against real servers on loopback.
 
 The exporter, Debian's Prometheus (loading the shipped rule file unchanged; only the scrape
-and evaluation intervals are the test's) and Alertmanager (the shipped routing, with each
-receiver's integration replaced by a webhook to this test) run as real processes. Prometheus
+and evaluation intervals and the alert resend delay are the test's) and Alertmanager (the
+shipped routing, with each receiver's integration replaced by a webhook to this test) run as
+real processes. Prometheus
 starts on six and a half hours of the exporter's past, made by running the service's own
 parse, diagnose and record steps on generated traffic (``tests/history.py``) and written
 with ``promtool tsdb create-blocks-from openmetrics``: the spike alert compares with hours
@@ -174,7 +175,6 @@ def test_rules_dashboards_and_routing_work_on_real_prometheus_and_alertmanager(
     )
     instance = f"127.0.0.1:{exporter_port}"
     ports = (exporter_port, alertmanager_port)
-    started = time.monotonic()
     with servers(tmp_path) as running:
         running.start(
             "exporter",
@@ -303,7 +303,6 @@ def test_rules_dashboards_and_routing_work_on_real_prometheus_and_alertmanager(
             for name, expr in variable_queries(dashboard):
                 metric, label = _label_values(_substitute(expr, instance))
                 assert prometheus.label_values(label, metric), f"{path.name}: ${name} is empty"
-    assert time.monotonic() - started < 120
 
 
 def _label_values(expr: str) -> tuple[str, str]:
