@@ -38,6 +38,7 @@ class Label(StrEnum):
     OUTCOME = "outcome"
     VERSION = "version"
     PYTHON_VERSION = "python_version"
+    MODE = "mode"
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +156,43 @@ BUILD_INFO: Final = MetricSpec(
     (Label.VERSION, Label.PYTHON_VERSION),
 )
 
+AUTH_MODE: Final = MetricSpec(
+    "smtpeter_auth_mode",
+    MetricType.GAUGE,
+    "Always 1; the mode label tells how webhook requests are authenticated (signature, "
+    "token or none).",
+    (Label.MODE,),
+)
+KEY_LOOKUPS: Final = MetricSpec(
+    "smtpeter_signing_key_lookups",
+    MetricType.COUNTER,
+    "DNS lookups of SMTPeter's signing keys, by outcome (found, not_found, error).",
+    (Label.OUTCOME,),
+)
+DEDUP_ENTRIES: Final = MetricSpec(
+    "smtpeter_dedup_entries",
+    MetricType.GAUGE,
+    "Events remembered in memory for duplicate detection.",
+)
+DEDUP_UNAVAILABLE: Final = MetricSpec(
+    "smtpeter_dedup_unavailable",
+    MetricType.COUNTER,
+    "Events accepted without a duplicate check because the duplicate store (Redis) could "
+    "not be reached.",
+)
+CONNECTIONS: Final = MetricSpec(
+    "smtpeter_http_connections",
+    MetricType.GAUGE,
+    "Client connections open now, on the webhook listener.",
+)
+CONNECTIONS_CLOSED: Final = MetricSpec(
+    "smtpeter_http_connections_closed",
+    MetricType.COUNTER,
+    "Client connections the server closed itself, by reason (header_timeout, "
+    "idle_timeout, evicted, bad_request).",
+    (Label.REASON,),
+)
+
 #: Every metric of the service, in the order the README's table lists them.
 METRICS: Final[tuple[MetricSpec, ...]] = (
     FAILURES,
@@ -169,5 +207,11 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
     REQUEST_DURATION,
     LAST_EVENT,
     DOMAIN_OVERFLOW,
+    AUTH_MODE,
+    KEY_LOOKUPS,
+    DEDUP_ENTRIES,
+    DEDUP_UNAVAILABLE,
+    CONNECTIONS,
+    CONNECTIONS_CLOSED,
     BUILD_INFO,
 )

@@ -54,5 +54,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if args.mime and not args.files:
             parser.error("classify --mime needs at least one FILE")
         return classify_command.run(args.files, mime=args.mime)
-    run(settings_from_args(args))
+    try:
+        settings = settings_from_args(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    run(settings)
     return 0

@@ -185,6 +185,13 @@ def _report_fields(diagnosis: Diagnosis, mode: RecipientMode) -> dict[str, Any]:
     return fields
 
 
+def logged_path(request: BaseRequest) -> str:
+    """The request's path for a log line: token mode's secret path segment is masked."""
+    match_info = getattr(request, "match_info", None)
+    token = match_info.get("token") if match_info is not None else None
+    return request.path.replace(token, "<token>", 1) if token else request.path
+
+
 class AccessLogger(AbstractAccessLogger):
     """aiohttp's access log as structlog lines (``event="http_request"``)."""
 
@@ -192,7 +199,7 @@ class AccessLogger(AbstractAccessLogger):
         log.info(
             "http_request",
             method=request.method,
-            path=request.path,
+            path=logged_path(request),
             status=response.status,
             bytes=response.body_length,
             duration_seconds=round(time, 6),

@@ -29,7 +29,7 @@ from exporter.domains import (
     RecipientLabels,
     domain_of,
 )
-from exporter.errors import Outcome
+from exporter.errors import CloseReason, KeyLookup, Outcome
 from exporter.events import (
     AbuseEvent,
     BounceEvent,
@@ -40,6 +40,7 @@ from exporter.events import (
     Kind,
     OpenEvent,
 )
+from exporter.settings import AuthMode
 from exporter.smtp import (
     CODE_CLASSES,
     NO_STATUS,
@@ -97,7 +98,13 @@ def _histogram(spec: MetricSpec, registry: CollectorRegistry) -> Histogram:
 class Metrics:
     """The exporter's metrics on one registry; one instance per application."""
 
-    def __init__(self, registry: CollectorRegistry, *, domain_limit: int) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        domain_limit: int,
+        auth_mode: AuthMode = AuthMode.NONE,
+    ) -> None:
         self.registry = registry
         self.domains = DomainLabels(domain_limit)
         # The default process, platform and GC collectors live on the global registry: give
@@ -118,11 +125,39 @@ class Metrics:
         self.duration = _histogram(catalog.REQUEST_DURATION, registry)
         self.last_event = _gauge(catalog.LAST_EVENT, registry)
         self.domain_overflow = _counter(catalog.DOMAIN_OVERFLOW, registry)
+        self.auth_mode = _gauge(catalog.AUTH_MODE, registry)
+        self.key_lookups = _counter(catalog.KEY_LOOKUPS, registry)
+        self.dedup_entries = _gauge(catalog.DEDUP_ENTRIES, registry)
+        self.dedup_unavailable = _counter(catalog.DEDUP_UNAVAILABLE, registry)
+        self.connections = _gauge(catalog.CONNECTIONS, registry)
+        self.connections_closed = _counter(catalog.CONNECTIONS_CLOSED, registry)
         self.build_info = _gauge(catalog.BUILD_INFO, registry)
         self.build_info.labels(__version__, platform.python_version()).set(1)
+        self.auth_mode.labels(auth_mode.value).set(1)
         self._precreate()
 
     def _precreate(self) -> None:
+        self._precreate_per_recipient()
+        # Bounce messages are the second view of failures already counted by reason per
+        # domain above, so their series start at 0 for "other" only (see the series budget).
+        for kind, reason, bounce_type in BOUNCE_VERDICTS:
+            self.bounces.labels(kind, reason, bounce_type, *OVERFLOW)
+        for status_class in STATUS_CLASSES:
+            for subject in STATUS_SUBJECTS:
+                self.failure_status.labels(status_class, subject)
+        self.failure_status.labels(NO_STATUS, NO_STATUS)
+        for kind in REQUEST_KINDS:
+            for outcome in Outcome:
+                self.requests.labels(kind, outcome.value)
+            self.duration.labels(kind)
+        for kind in Kind:
+            self.last_event.labels(kind.value)
+        for lookup in KeyLookup:
+            self.key_lookups.labels(lookup.value)
+        for reason in CloseReason:
+            self.connections_closed.labels(reason.value)
+
+    def _precreate_per_recipient(self) -> None:
         recipients = (
             *(RecipientLabels(domain, provider) for domain, provider in PROVIDERS.items()),
             OVERFLOW,
@@ -138,20 +173,6 @@ class Metrics:
             self.deliveries.labels(*recipient)
             self.opens.labels(*recipient)
             self.clicks.labels(*recipient)
-        # Bounce messages are the second view of failures already counted by reason per
-        # domain above, so their series start at 0 for "other" only (see the series budget).
-        for kind, reason, bounce_type in BOUNCE_VERDICTS:
-            self.bounces.labels(kind, reason, bounce_type, *OVERFLOW)
-        for status_class in STATUS_CLASSES:
-            for subject in STATUS_SUBJECTS:
-                self.failure_status.labels(status_class, subject)
-        self.failure_status.labels(NO_STATUS, NO_STATUS)
-        for kind in REQUEST_KINDS:
-            for outcome in Outcome:
-                self.requests.labels(kind, outcome.value)
-            self.duration.labels(kind)
-        for kind in Kind:
-            self.last_event.labels(kind.value)
 
     def recipient_labels(self, domain: str) -> RecipientLabels:
         """The bounded ``domain`` label and its ``provider``, counting overflows of the cap."""

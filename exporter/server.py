@@ -15,7 +15,7 @@ import signal
 
 from aiohttp import web
 
-from exporter.app import LIFECYCLE
+from exporter.appkeys import LIFECYCLE
 from exporter.logs import AccessLogger, log
 from exporter.settings import Settings
 

@@ -12,8 +12,10 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from exporter.logs import LEVELS, LogFormat, RecipientMode
 
@@ -78,6 +80,67 @@ def _seconds(text: str) -> float:
     if not 0 <= value <= 3600:
         raise ValueError(f"{text!r} must be between 0 and 3600 seconds")
     return value
+
+
+_DURATION: Final = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)?")
+_DURATION_UNITS: Final = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def _duration(text: str) -> float:
+    """Seconds from ``90``, ``90s``, ``15m``, ``24h`` or ``7d``."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration such as 30s, 15m, 24h or 7d")
+    value = float(match[1]) * _DURATION_UNITS[match[2]]
+    if not 0 < value <= 30 * 86400:
+        raise ValueError(f"{text!r} must be more than 0 and at most 30 days")
+    return value
+
+
+def _text(text: str) -> str:
+    value = text.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+def _url(text: str) -> str:
+    parts = urlsplit(text.strip())
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError(f"{text!r} is not an http(s) URL")
+    return text.strip()
+
+
+def _redis_url(text: str) -> str:
+    parts = urlsplit(text.strip())
+    if parts.scheme not in {"redis", "rediss", "unix"}:
+        raise ValueError(f"{text!r} is not a redis://, rediss:// or unix:// URL")
+    return text.strip()
+
+
+def _header_list(text: str) -> tuple[str, ...]:
+    """Header names, space or comma separated, lowercased (``(request-target)`` included)."""
+    names = tuple(name.lower() for name in re.split(r"[\s,]+", text.strip()) if name)
+    if not names:
+        raise ValueError("name at least one header")
+    return names
+
+
+class AuthMode(StrEnum):
+    """How webhook requests prove they come from SMTPeter."""
+
+    #: ``signature`` when a Copernica id is configured, else ``none``.
+    AUTO = "auto"
+    #: SMTPeter's signed headers (draft-cavage HTTP signatures, keys in DNS).
+    SIGNATURE = "signature"
+    #: A shared secret in the URL path or as the HTTP Basic password.
+    TOKEN = "token"  # noqa: S105 - a mode name, not a secret
+    #: Nothing: anyone who finds the URL can post. Logged as a warning.
+    NONE = "none"
+
+
+#: The headers a signature must cover at least: SMTPeter's documented minimum.
+DEFAULT_SIGNED_HEADERS: Final = ("(request-target)", "host", "date", "x-copernica-id", "digest")
 
 
 def _telemetry_path(text: str) -> str:
@@ -177,6 +240,149 @@ OPTIONS: Final[tuple[Option, ...]] = (
         None,
         "SMTPeter's smtpeter-xxxxx.txt ownership file, served at /<its name>.",
     ),
+    Option(
+        "--web.metrics-listen-address",
+        "metrics_listen_address",
+        parse_listen_address,
+        None,
+        "Serve /metrics, /healthz and /readyz on this address instead of the webhook "
+        "listener, so they need not be public.",
+    ),
+    Option(
+        "--web.max-connections",
+        "max_connections",
+        _positive_int,
+        "1000",
+        "Most client connections open at once (lowered to fit the open-files limit); at the "
+        "cap the longest-idle connection is closed for a new one.",
+    ),
+    Option(
+        "--web.header-timeout",
+        "header_timeout",
+        _duration,
+        "10s",
+        "Time a client gets to send a request's headers.",
+    ),
+    Option(
+        "--web.body-timeout",
+        "body_timeout",
+        _duration,
+        "60s",
+        "Time a client gets to send a request's body once its headers are in (408 after).",
+    ),
+    Option(
+        "--web.idle-timeout",
+        "idle_timeout",
+        _duration,
+        "30s",
+        "Time a keep-alive connection may stay idle between requests.",
+    ),
+    Option(
+        "--auth.mode",
+        "auth_mode",
+        AuthMode,
+        "auto",
+        "signature, token, none, or auto (signature when --smtpeter.copernica-id is set, "
+        "else none).",
+        tuple(AuthMode),
+    ),
+    Option(
+        "--auth.token",
+        "auth_token",
+        _text,
+        None,
+        "Shared secret for --auth.mode=token (prefer the environment variable or "
+        "--auth.token-file: a flag is visible to other users of the machine).",
+    ),
+    Option(
+        "--auth.token-file",
+        "auth_token_file",
+        _existing_file,
+        None,
+        "File holding the shared secret for --auth.mode=token.",
+    ),
+    Option(
+        "--auth.signed-headers",
+        "signed_headers",
+        _header_list,
+        " ".join(DEFAULT_SIGNED_HEADERS),
+        "Headers a signature must cover at least (space separated); add x-nonce and "
+        "content-type to demand what Copernica's reference verifier does.",
+    ),
+    Option(
+        "--auth.max-clock-skew",
+        "max_clock_skew",
+        _duration,
+        "60s",
+        "How far a signed request's Date may be from now, either way.",
+    ),
+    Option(
+        "--smtpeter.copernica-id",
+        "copernica_id",
+        _text,
+        None,
+        "Your account's X-Copernica-ID (environment_1234 or account_1234): signed requests "
+        "for any other account are refused.",
+    ),
+    Option(
+        "--smtpeter.public-key-file",
+        "public_key_file",
+        _existing_file,
+        None,
+        "PEM public key to verify signatures with, instead of looking it up in DNS "
+        "(tests, air-gapped setups).",
+    ),
+    Option(
+        "--smtpeter.dns-nameserver",
+        "dns_nameserver",
+        parse_listen_address,
+        None,
+        "host:port of the DNS server to look signing keys up at, instead of the system's.",
+    ),
+    Option(
+        "--smtpeter.public-url",
+        "public_url",
+        _url,
+        None,
+        "The URL SMTPeter posts to, when a reverse proxy changes the host or path the "
+        "exporter sees (signatures cover them).",
+    ),
+    Option(
+        "--dedup.window",
+        "dedup_window",
+        _duration,
+        "24h",
+        "How long an event is remembered, so a retry of it is counted once.",
+    ),
+    Option(
+        "--dedup.max-entries",
+        "dedup_max_entries",
+        _non_negative_int,
+        "500000",
+        "Most events remembered in memory (oldest forgotten first); 0 turns duplicate "
+        "detection off.",
+    ),
+    Option(
+        "--dedup.redis-url",
+        "dedup_redis_url",
+        _redis_url,
+        None,
+        "Remember events in Redis instead (redis://host:6379/0), shared by every replica.",
+    ),
+    Option(
+        "--metrics.domains-file",
+        "domains_file",
+        _existing_file,
+        None,
+        "File of recipient domains (one per line) that always get their own domain label.",
+    ),
+    Option(
+        "--log.buffer-lines",
+        "log_buffer_lines",
+        _non_negative_int,
+        "0",
+        "Log lines that may wait in memory while stdout is slow (0: write each at once).",
+    ),
 )
 
 
@@ -194,6 +400,32 @@ class Settings:
     log_recipient: RecipientMode = RecipientMode.FULL
     domain_limit: int = 100
     verification_file: Path | None = None
+    metrics_listen_address: ListenAddress | None = None
+    max_connections: int = 1000
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    idle_timeout: float = 30.0
+    auth_mode: AuthMode = AuthMode.AUTO
+    auth_token: str | None = None
+    auth_token_file: Path | None = None
+    signed_headers: tuple[str, ...] = DEFAULT_SIGNED_HEADERS
+    max_clock_skew: float = 60.0
+    copernica_id: str | None = None
+    public_key_file: Path | None = None
+    dns_nameserver: ListenAddress | None = None
+    public_url: str | None = None
+    dedup_window: float = 86400.0
+    dedup_max_entries: int = 500_000
+    dedup_redis_url: str | None = None
+    domains_file: Path | None = None
+    log_buffer_lines: int = 0
+
+    @property
+    def effective_auth_mode(self) -> AuthMode:
+        """The mode in force: ``auto`` resolved by whether a Copernica id is configured."""
+        if self.auth_mode is not AuthMode.AUTO:
+            return self.auth_mode
+        return AuthMode.SIGNATURE if self.copernica_id else AuthMode.NONE
 
 
 def add_options(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
@@ -223,12 +455,32 @@ def add_options(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> 
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    """The :class:`Settings` named by parsed arguments."""
-    return Settings(**{option.dest: getattr(args, option.dest) for option in OPTIONS})
+    """The :class:`Settings` named by parsed arguments; ``ValueError`` for a bad combination."""
+    settings = Settings(**{option.dest: getattr(args, option.dest) for option in OPTIONS})
+    check(settings)
+    return settings
+
+
+def check(settings: Settings) -> None:
+    """Refuse combinations of options that cannot work, naming the options."""
+    mode = settings.effective_auth_mode
+    tokens = [value for value in (settings.auth_token, settings.auth_token_file) if value]
+    if mode is AuthMode.TOKEN and len(tokens) != 1:
+        raise ValueError("--auth.mode=token needs exactly one of --auth.token, --auth.token-file")
+    if mode is not AuthMode.TOKEN and tokens:
+        raise ValueError(f"--auth.token or --auth.token-file is set but --auth.mode is {mode}")
+    if mode is AuthMode.SIGNATURE and not settings.copernica_id:
+        raise ValueError("--auth.mode=signature needs --smtpeter.copernica-id")
+    if settings.metrics_listen_address == settings.listen_address:
+        raise ValueError("--web.metrics-listen-address must differ from --web.listen-address")
 
 
 def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None) -> Settings:
     """Settings from command-line arguments and the environment (for tests and embedding)."""
     parser = argparse.ArgumentParser(prog="smtpeter-exporter")
     add_options(parser, os.environ if environ is None else environ)
-    return settings_from_args(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    try:
+        return settings_from_args(args)
+    except ValueError as exc:
+        parser.error(str(exc))

@@ -815,9 +815,11 @@ def _health_panels(config: Config) -> Iterator[tuple[str, list[Builder[model.Pan
             ),
             _timeseries(
                 "Webhook requests by outcome",
-                "Webhook requests per second (5-minute rate) by how they were answered: "
-                "accepted (200), invalid (400), not_found (404), method_not_allowed (405), "
-                "too_large (413), unsupported_media (415), internal_error (500); for the "
+                "Webhook requests per second (5-minute rate) by outcome: accepted and "
+                "duplicate (200); refused for the payload (invalid, too_large, "
+                "unsupported_media, timeout), the path or method (not_found, "
+                "method_not_allowed) or authentication (401: bad_signature, bad_token, ...); "
+                "key_unavailable (503), client_closed, internal_error (500). For the "
                 "selected jobs and instances, stacked.",
                 "reqps",
                 _Query(

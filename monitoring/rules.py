@@ -457,9 +457,9 @@ def alert_rules(config: Config) -> list[Alert]:
             "{{ $labels.kind }} webhooks",
             f"For {config.rejected_for}, over {_percent(config.rejected_ratio)} of the "
             "{{ $labels.kind }} webhook requests were refused with a 4xx for what they carried "
-            f"({', '.join(rejected_outcomes(config))}): SMTPeter sending something this "
-            "version does not accept, or a client posting junk. Events in refused requests "
-            "are not counted.",
+            "(bad payload, size, content type, time-out or authentication): SMTPeter sending "
+            "something this version does not accept or signing it differently, or a client "
+            "posting junk. Events in refused requests are not counted.",
             config.rejected_for,
             (HEALTH_UID, HEALTH_SLUG),
         ),

@@ -17,12 +17,12 @@ from prometheus_client.registry import Collector
 
 from benchmarks.traffic import DOMAINS, Post, Traffic
 from exporter import catalog
-from exporter.app import KIND_PATHS
 from exporter.catalog import Label, MetricSpec, MetricType
 from exporter.diagnosis import diagnose
 from exporter.domains import OTHER
 from exporter.errors import Outcome
 from exporter.metrics import Metrics
+from exporter.middlewares import KIND_PATHS
 from exporter.webhook import parse_event
 
 #: What the rules read; histograms and process metrics are left out.

@@ -13,7 +13,7 @@ import yaml
 
 from exporter.catalog import METRICS, MetricType
 from exporter.classifier import REASONS
-from exporter.errors import REFUSED, Outcome
+from exporter.errors import ANSWERED_OK, REFUSED, UNANSWERED, UNAUTHENTICATED, Outcome
 from monitoring import ALERTMANAGER_FILE, RULES_FILE, generated_files
 from monitoring.__main__ import main as generate
 from monitoring.config import Config, Severity, load
@@ -167,7 +167,9 @@ def test_rules_query_only_declared_metrics() -> None:
     assert queried <= declared
 
 
-def test_blocking_reasons_are_reasons_and_outcomes_are_accepted_refused_or_a_fault() -> None:
+def test_blocking_reasons_are_reasons_and_every_outcome_is_in_one_group() -> None:
     assert set(Config().blocking_reasons) <= set(REASONS)
-    assert REFUSED | {Outcome.ACCEPTED, Outcome.INTERNAL_ERROR} == set(Outcome)
-    assert not REFUSED & {Outcome.ACCEPTED, Outcome.INTERNAL_ERROR}
+    groups = (ANSWERED_OK, REFUSED, UNANSWERED)
+    assert set().union(*groups) == set(Outcome)
+    assert sum(len(group) for group in groups) == len(Outcome)
+    assert UNAUTHENTICATED <= REFUSED

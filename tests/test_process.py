@@ -152,7 +152,7 @@ def test_sigterm_lets_an_in_flight_request_finish_then_exits_zero() -> None:
     code, lines = running.stop(signalled=True)
     assert code == 0
     events = [line["event"] for line in lines]
-    assert events[:2] == ["starting", "listening"]
+    assert events[:3] == ["starting", "unauthenticated_webhooks", "listening"]
     assert events[-3:] == ["shutting_down", "stopped"] or events[-2:] == [
         "shutting_down",
         "stopped",
