@@ -23,6 +23,7 @@ from exporter import payload
 from exporter.diagnosis import Diagnosis, diagnose
 from exporter.errors import Outcome, Rejected
 from exporter.events import Event, Kind
+from exporter.logs import log
 from exporter.payload import Fields
 from exporter.recorder import Recorder
 from exporter.settings import AuthMode
@@ -119,6 +120,7 @@ class Ingest:
         event = parse(kind, fields, request)
         if not await self._deduplicator.claim(event):
             request[REQUEST_OUTCOME] = Outcome.DUPLICATE
+            log.debug("duplicate", kind=event.kind.value, id=event.message_id)
             return respond(event.kind, duplicate=True)
         diagnosis = await diagnosis_of(event)
         try:
