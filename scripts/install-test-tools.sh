@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs the programs the end-to-end tests run: promtool and prometheus (Debian's
-# `prometheus` package) and alertmanager (`prometheus-alertmanager`). Needs root and apt;
-# elsewhere it says what is missing and the tests that need it skip (or fail under CI=true).
+# `prometheus` package), alertmanager (`prometheus-alertmanager`) and redis-server (the
+# shared duplicate store). Needs root and apt; elsewhere it says what is missing and the
+# tests that need it skip (or fail under CI=true).
 set -euo pipefail
 
 missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1 \
   || missing+=(prometheus-alertmanager)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
