@@ -33,6 +33,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         registry or CollectorRegistry(),
         domain_limit=settings.domain_limit,
         auth_mode=settings.effective_auth_mode,
+        listed_domains=settings.listed_domains,
     )
     deduplicator = build_deduplicator(settings, metrics)
     app[SETTINGS] = settings
@@ -68,13 +69,36 @@ def setup_routes(app: web.Application) -> None:
         app.router.add_post(prefix + DISPATCH_PATH, webhook_handler(None))
         for path, kind in KIND_PATHS.items():
             app.router.add_post(prefix + path, webhook_handler(kind))
-    app.router.add_get(settings.telemetry_path, make_aiohttp_handler(app[METRICS].registry))
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/", index)
+    links: tuple[str, ...] = ()
+    # With a private listener, metrics, health and readiness are there (create_metrics_app).
+    if settings.metrics_listen_address is None:
+        links = setup_monitoring_routes(app)
+    app.router.add_get("/", index_page(links, webhooks=True))
     if settings.verification_file is not None:
         verification = settings.verification_file
         app.router.add_get(f"/{verification.name}", static_text(verification.read_bytes()))
+
+
+def setup_monitoring_routes(app: web.Application) -> tuple[str, ...]:
+    """Metrics, liveness and readiness; returns their paths."""
+    telemetry_path = app[SETTINGS].telemetry_path
+    app.router.add_get(telemetry_path, make_aiohttp_handler(app[METRICS].registry))
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return telemetry_path, "/healthz", "/readyz"
+
+
+def create_metrics_app(app: web.Application) -> web.Application:
+    """The app of the private listener (``--web.metrics-listen-address``): ``app``'s metrics,
+    health and readiness, and nothing else."""
+    monitoring = web.Application()
+    monitoring[SETTINGS] = app[SETTINGS]
+    monitoring[METRICS] = app[METRICS]
+    monitoring[LIFECYCLE] = app[LIFECYCLE]
+    setup_middlewares(monitoring)
+    links = setup_monitoring_routes(monitoring)
+    monitoring.router.add_get("/", index_page(links, webhooks=False))
+    return monitoring
 
 
 def webhook_handler(kind: Kind | None) -> Handler:
@@ -98,25 +122,29 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "not ready"}, status=503)
 
 
-async def index(request: web.Request) -> web.Response:
-    """A landing page pointing at the endpoints, as Prometheus exporters have."""
-    settings = request.app[SETTINGS]
-    metrics_path = escape(settings.telemetry_path)
-    links = "".join(
-        f'<li><a href="{path}">{path}</a></li>' for path in (metrics_path, "/healthz", "/readyz")
-    )
-    warning = (
-        "<p><strong>Webhook requests are not authenticated</strong> (--auth.mode=none): "
-        "anyone who knows the URL can post.</p>"
-        if settings.effective_auth_mode is AuthMode.NONE
+def index_page(links: tuple[str, ...], *, webhooks: bool) -> Handler:
+    """A landing page pointing at the endpoints served beside it, as Prometheus exporters have."""
+    posting = (
+        f"<p>POST SMTPeter webhooks to {DISPATCH_PATH} or {DISPATCH_PATH}/&lt;kind&gt;.</p>"
+        if webhooks
         else ""
     )
-    body = (
-        "<!doctype html><title>smtpeter-exporter</title><h1>smtpeter-exporter</h1>"
-        f"<p>POST SMTPeter webhooks to {DISPATCH_PATH} or {DISPATCH_PATH}/&lt;kind&gt;.</p>"
-        f"{warning}<ul>{links}</ul>"
-    )
-    return web.Response(text=body, content_type="text/html")
+    items = "".join(f'<li><a href="{escape(path)}">{escape(path)}</a></li>' for path in links)
+
+    async def index(request: web.Request) -> web.Response:
+        warning = (
+            "<p><strong>Webhook requests are not authenticated</strong> (--auth.mode=none): "
+            "anyone who knows the URL can post.</p>"
+            if request.app[SETTINGS].effective_auth_mode is AuthMode.NONE
+            else ""
+        )
+        body = (
+            "<!doctype html><title>smtpeter-exporter</title><h1>smtpeter-exporter</h1>"
+            f"{posting}{warning}<ul>{items}</ul>"
+        )
+        return web.Response(text=body, content_type="text/html")
+
+    return index
 
 
 def static_text(content: bytes) -> Handler:

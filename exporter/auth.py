@@ -109,6 +109,9 @@ class TokenAuthenticator:
         self._token = token.encode("utf-8", "surrogatepass")
         self._challenge = {"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'}
 
+    def forget(self, arrival: Arrival) -> None:
+        """Nothing to forget: a token may be used any number of times."""
+
     async def authenticate(self, arrival: Arrival) -> None:
         given = arrival.path_token
         if given is None:
@@ -173,6 +176,11 @@ class NonceStore:
         while len(self._seen) > self._max_entries:
             self._seen.popitem(last=False)
         return True
+
+    def forget(self, nonce: str) -> None:
+        """Forget ``nonce``: its request was authenticated but not recorded, and SMTPeter
+        will send the same bytes, nonce included, again."""
+        self._seen.pop(_nonce_key(nonce), None)
 
     def _forget_expired(self, now: float) -> None:
         while self._seen:
@@ -264,6 +272,12 @@ class SignatureAuthenticator:
         # Remembered only now, so a forged request cannot use up SMTPeter's nonce.
         if nonce is not None and not self._nonces.claim(nonce, now):
             raise self._refuse(Outcome.REPLAYED, "this X-Nonce was already used")
+
+    def forget(self, arrival: Arrival) -> None:
+        """The request was not recorded after all: SMTPeter's retry (same nonce) is welcome."""
+        nonce = self._single(arrival.headers, "X-Nonce")
+        if nonce is not None:
+            self._nonces.forget(nonce)
 
     def _check_present(self, headers: CIMultiDictProxy[str]) -> None:
         missing = [name for name in REQUIRED_HEADERS if name not in headers]

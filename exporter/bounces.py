@@ -27,6 +27,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
+from exporter.charsets import codec_for
 from exporter.classifier import bounce_type_of, classify_failure
 from exporter.smtp import normalize_state, parse_enhanced_status
 
@@ -185,7 +186,8 @@ def _to_text(data: bytes, charset: str) -> str:
     """Decode with the declared charset, else UTF-8, else Windows-1252: never raises."""
     if data.isascii() and not charset.startswith(("iso-2022", "utf-16", "utf-32", "utf-7")):
         return data.decode("ascii")
-    for candidate in (charset, "utf-8"):
+    # Only a charset from the fixed table reaches the codec machinery (see exporter.charsets).
+    for candidate in (codec_for(charset) if charset else None, "utf-8"):
         if not candidate:
             continue
         try:

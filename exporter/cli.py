@@ -40,10 +40,24 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
 
 def run(settings: Settings) -> None:
     """Configure logging, build the app and serve it until SIGTERM or SIGINT."""
-    configure_logging(settings.log_level, settings.log_format)
+    sink = configure_logging(
+        settings.log_level,
+        settings.log_format,
+        recipient_mode=settings.log_recipient,
+        buffer_lines=settings.log_buffer_lines,
+    )
     log.info("starting", version=__version__)
-    asyncio.run(serve(create_app(settings), settings))
+    try:
+        app = create_app(settings)
+    except ValueError as exc:
+        # What only building the app can tell (an unusable key file, a nameserver that is
+        # not an address): stop as a bad flag does.
+        log.error("bad_configuration", error=str(exc))
+        sink.close()
+        raise SystemExit(2) from None
+    asyncio.run(serve(app, settings))
     log.info("stopped")
+    sink.close()
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:

@@ -2,15 +2,18 @@
 
 A webhook receiver on the public internet sees whatever recipient domains its senders mail
 to. Giving each its own label value would let one list import (or one attacker) grow the
-series count without limit, so the label takes a fixed set of major mailbox providers, then
-the first ``limit`` other domains seen, and folds everything after that into ``other``.
+series count without limit, so the label takes a fixed set of major mailbox providers and
+the domains of ``--metrics.domains-file``, then the first ``limit`` other domains seen, and
+folds everything after that into ``other``. A domain that cannot exist in the DNS (see
+:data:`IMPOSSIBLE`) never takes one of those ``limit`` slots, so junk cannot squat them.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from enum import StrEnum
+from pathlib import Path
 from types import MappingProxyType
 from typing import Final, NamedTuple
 
@@ -159,38 +162,161 @@ def domain_of(address: str) -> str | None:
         return None
 
 
+# --- Domains that can take a label value ------------------------------------------------------
+
+# A host name label (RFC 1123 section 2.1, RFC 3696 section 2): letters, digits and hyphens,
+# not starting or ending with a hyphen, 1 to 63 characters.
+_HOST_LABEL: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# A top-level label: alphabetic (RFC 1123 section 2.1, RFC 3696 section 2), or an IDNA
+# A-label for an internationalized top-level domain (RFC 5890 section 2.3.2.1).
+_TOP_LABEL: Final = re.compile(r"[a-z]{1,63}|xn--[a-z0-9-]{1,59}")
+
+
+def _valid_a_labels(labels: list[str]) -> bool:
+    for label in labels:
+        if label.startswith("xn--"):
+            try:
+                idna.decode(label)
+            except (idna.IDNAError, UnicodeError):
+                return False
+    return True
+
+
+#: Why a normalized recipient domain cannot exist in the DNS as a mail domain, each with its
+#: source, checked in order. Such a domain is still accepted (the event is valid and counted)
+#: but never takes a ``domain`` label value of its own: it counts as ``other``, not as an
+#: overflow of the cap. Each check is given the domain and its labels.
+IMPOSSIBLE: Final[tuple[tuple[str, Callable[[str, list[str]], bool], str], ...]] = (
+    (
+        "an address literal names a host, not a domain",
+        lambda domain, labels: domain.startswith("["),
+        "RFC 5321 section 4.1.3",
+    ),
+    (
+        "a single label is not a fully-qualified domain name",
+        lambda domain, labels: len(labels) < 2,
+        "RFC 5321 section 2.3.5",
+    ),
+    (
+        "a host name label has only letters, digits and inner hyphens (no underscores)",
+        lambda domain, labels: not all(_HOST_LABEL.fullmatch(label) for label in labels),
+        "RFC 1123 section 2.1, RFC 3696 section 2",
+    ),
+    (
+        "the top-level label is alphabetic (or an IDNA A-label)",
+        lambda domain, labels: _TOP_LABEL.fullmatch(labels[-1]) is None,
+        "RFC 1123 section 2.1, RFC 3696 section 2",
+    ),
+    (
+        "an xn-- label is not a valid IDNA A-label",
+        lambda domain, labels: not _valid_a_labels(labels),
+        "RFC 5890 section 2.3.2.1, RFC 5891 section 5.4",
+    ),
+    (
+        ".invalid and .localhost never name a mail domain",
+        lambda domain, labels: labels[-1] in {"invalid", "localhost"},
+        "RFC 6761 sections 6.3 and 6.4",
+    ),
+)
+
+
+def impossible(domain: str) -> str | None:
+    """Why the normalized ``domain`` cannot exist in the DNS, or ``None`` when it can."""
+    labels = domain.split(".")
+    for reason, check, source in IMPOSSIBLE:
+        if check(domain, labels):
+            return f"{reason} ({source})"
+    return None
+
+
+# --- The domains file ---------------------------------------------------------------------------
+
+
+def parse_domains(lines: Iterable[str], source: str) -> tuple[str, ...]:
+    """The domains of a ``--metrics.domains-file``: one per line, ``#`` starts a comment.
+
+    Each is normalized like a recipient domain. A line that is not a domain that can exist
+    in the DNS raises ``ValueError`` naming ``source`` and the line number, so a typo is
+    refused at start instead of silently never matching.
+    """
+    domains: dict[str, None] = {}
+    for number, line in enumerate(lines, start=1):
+        text = line.partition("#")[0].strip()
+        if not text:
+            continue
+        try:
+            domain = normalize_domain(text)
+        except InvalidDomainError as exc:
+            raise ValueError(f"{source}:{number}: {text[:80]!r} is not a domain: {exc}") from None
+        why = impossible(domain)
+        if why is not None:
+            raise ValueError(f"{source}:{number}: {text[:80]!r} cannot be a mail domain: {why}")
+        domains[domain] = None
+    return tuple(domains)
+
+
+def read_domains_file(path: Path) -> tuple[str, ...]:
+    """:func:`parse_domains` of a file; ``ValueError`` when it cannot be read or is invalid."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot be read: {exc}") from None
+    return parse_domains(text.splitlines(), str(path))
+
+
+# --- The label ------------------------------------------------------------------------------------
+
+
 class DomainLabels:
     """Hands out ``domain`` label values under a fixed cap.
 
-    Providers always keep their own value; the first ``limit`` other domains claim one each,
-    for the life of the process (a value that later became ``other`` would split its series).
+    Providers and ``listed`` domains (``--metrics.domains-file``) always keep their own value
+    and do not count against ``limit``; the first ``limit`` other domains that can exist in
+    the DNS claim one each, for the life of the process (a value that later became ``other``
+    would split its series). Domains that cannot exist are ``other`` without overflowing.
     """
 
-    __slots__ = ("_claimed", "_limit", "_providers")
+    __slots__ = ("_claimed", "_fixed", "_limit")
 
-    def __init__(self, limit: int, providers: Mapping[str, Provider] = PROVIDERS) -> None:
+    def __init__(
+        self,
+        limit: int,
+        providers: Mapping[str, Provider] = PROVIDERS,
+        listed: Iterable[str] = (),
+    ) -> None:
         if limit < 0:
             raise ValueError("domain limit must be zero or more")
         self._limit = limit
-        self._providers = providers
+        fixed = dict(providers)
+        for domain in listed:
+            fixed.setdefault(domain, Provider.OTHER)
+        self._fixed: Mapping[str, Provider] = MappingProxyType(fixed)
         # A claimed domain's provider is fixed when it claims its value, so its series never
         # split; a lookup that learns a custom domain's host (by MX) can fill it in here.
         self._claimed: dict[str, Provider] = {}
 
+    @property
+    def fixed(self) -> Mapping[str, Provider]:
+        """Domains that always have their own value (providers, then listed ones), for
+        creating their series at start."""
+        return self._fixed
+
     def label(self, domain: str) -> tuple[RecipientLabels, bool]:
-        """The labels for ``domain``, and whether it overflowed into ``other``."""
-        provider = self._providers.get(domain)
+        """The labels for ``domain``, and whether it overflowed the cap into ``other``."""
+        provider = self._fixed.get(domain)
         if provider is not None:
             return RecipientLabels(domain, provider), False
         provider = self._claimed.get(domain)
         if provider is not None:
             return RecipientLabels(domain, provider), False
-        if len(self._claimed) < self._limit and domain not in _RESERVED:
+        if domain in _RESERVED or impossible(domain) is not None:
+            return OVERFLOW, False
+        if len(self._claimed) < self._limit:
             self._claimed[domain] = Provider.OTHER
             return RecipientLabels(domain, Provider.OTHER), False
         return OVERFLOW, True
 
     @property
     def claimed(self) -> int:
-        """How many non-provider domains hold their own label value."""
+        """How many domains (beyond providers and listed ones) hold their own label value."""
         return len(self._claimed)

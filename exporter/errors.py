@@ -36,6 +36,9 @@ class Outcome(StrEnum):
     BAD_TOKEN = "bad_token"  # noqa: S105 - an outcome name, not a secret
     #: The signing key could not be looked up right now (DNS down): 503, SMTPeter retries.
     KEY_UNAVAILABLE = "key_unavailable"
+    #: The event's log line could not be written (stdout's reader gone, or the log buffer
+    #: full): 503, not recorded, SMTPeter retries.
+    LOG_UNAVAILABLE = "log_unavailable"
     #: The client hung up before the answer: nothing was recorded, nothing answered.
     CLIENT_CLOSED = "client_closed"
     #: A bug (500); the traceback is logged.
@@ -77,9 +80,16 @@ UNAUTHENTICATED: Final = frozenset(
         Outcome.BAD_TOKEN,
     }
 )
+#: Answered 503: the exporter cannot record events right now (SMTPeter retries them).
+UNAVAILABLE: Final = frozenset({Outcome.KEY_UNAVAILABLE, Outcome.LOG_UNAVAILABLE})
 #: Not answered with a result the client can act on: our fault (5xx) or the client's leaving.
 UNANSWERED: Final = frozenset(
-    {Outcome.KEY_UNAVAILABLE, Outcome.CLIENT_CLOSED, Outcome.INTERNAL_ERROR}
+    {
+        Outcome.KEY_UNAVAILABLE,
+        Outcome.LOG_UNAVAILABLE,
+        Outcome.CLIENT_CLOSED,
+        Outcome.INTERNAL_ERROR,
+    }
 )
 
 
@@ -116,7 +126,8 @@ class CloseReason(StrEnum):
     HEADER_TIMEOUT = "header_timeout"
     #: A keep-alive connection stayed idle past ``--web.idle-timeout``.
     IDLE_TIMEOUT = "idle_timeout"
-    #: At ``--web.max-connections``, the longest-idle connection made room for a new one.
+    #: At ``--web.max-connections``, the connection waiting longest for a request made room
+    #: for a new one (a busy connection only when none was waiting).
     EVICTED = "evicted"
     #: The request could not be parsed as HTTP (answered 400 first).
     BAD_REQUEST = "bad_request"

@@ -2,22 +2,38 @@
 
 structlog renders everything, including what aiohttp and asyncio log through the standard
 library, so a log shipper sees one JSON object per line with the same keys whatever wrote it.
+
+Every line goes through one :class:`LogSink`. An event's line (logger :data:`EVENT_LOGGER`)
+must get into it, or the event is refused (:class:`LogUnavailable`: the recorder answers
+503 and counts nothing); any other line is dropped when it cannot. With
+``--log.buffer-lines`` the sink is a bounded queue written by a thread, so a slow reader of
+stdout never stalls the event loop.
+
+What a line may show is bounded too: tracebacks carry file, line and function but no local
+variables and no exception message (either may hold what a client sent), and with
+``--log.recipient`` other than ``full`` every address anywhere in a line is masked.
 """
 
 from __future__ import annotations
 
+import atexit
+import builtins
 import hashlib
 import logging
+import queue
+import re
 import sys
+import threading
 from enum import StrEnum
 from typing import Any, Final, TextIO
 
 import structlog
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
+from structlog.typing import EventDict, ExcInfo, WrappedLogger
 
 from exporter.diagnosis import Diagnosis
-from exporter.domains import domain_of, provider_of
+from exporter.domains import InvalidDomainError, domain_of, normalize_domain, provider_of
 from exporter.events import (
     AbuseEvent,
     BounceEvent,
@@ -47,13 +63,326 @@ class RecipientMode(StrEnum):
 
 LEVELS: Final = ("debug", "info", "warning", "error")
 
+#: The logger whose lines must be written: one per accepted event (see the recorder).
+EVENT_LOGGER: Final = "exporter.events"
+
 log = structlog.get_logger("exporter")
 
 
+# --- Where lines go ---------------------------------------------------------------------------
+
+
+class LogUnavailable(Exception):  # noqa: N818 - a state of the log, like Rejected's outcomes
+    """The log cannot take a line now: its reader is gone, or the buffer is full."""
+
+
+class LogSink:
+    """Where rendered lines go. :meth:`write` for lines that must get in, :meth:`offer` for
+    the rest; both return at once or raise, except a direct write to a slow reader."""
+
+    def __init__(self) -> None:
+        #: Lines :meth:`offer` could not place (rejections, access log, ... while stuck).
+        self.dropped = 0
+        #: Lines accepted into a buffer that never reached the stream (it broke).
+        self.lost = 0
+
+    def write(self, line: str) -> None:
+        """Hand ``line`` over, or raise :class:`LogUnavailable`."""
+        raise NotImplementedError
+
+    def offer(self, line: str) -> None:
+        """Hand ``line`` over if it can be; otherwise count it as dropped."""
+        try:
+            self.write(line)
+        except LogUnavailable:
+            self.dropped += 1
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write out what is waiting (for up to ``timeout`` seconds)."""
+
+
+class DirectSink(LogSink):
+    """Each line written and flushed at once (``--log.buffer-lines=0``).
+
+    A reader that stops reading blocks the write, and so the event loop, until it reads
+    again; a reader that is gone makes the write fail, which refuses the event.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def write(self, line: str) -> None:
+        with self._lock:
+            try:
+                self._stream.write(line + "\n")
+                self._stream.flush()
+            except (OSError, ValueError) as exc:  # ValueError: the stream is closed
+                raise LogUnavailable(f"writing the log failed: {type(exc).__name__}") from None
+
+
+class BufferedSink(LogSink):
+    """Lines queue in memory (at most ``capacity``) and a thread writes them out.
+
+    A full queue refuses the line at once instead of waiting for the reader. A line is
+    accepted when it is queued: a crash (or a reader that goes away) loses what is queued.
+    """
+
+    def __init__(self, stream: TextIO, capacity: int) -> None:
+        super().__init__()
+        self._stream = stream
+        self._capacity = capacity
+        self._queue: queue.Queue[str | None] = queue.Queue(maxsize=capacity)
+        self._failed: str | None = None
+        self._closed = False
+        self._after_close = DirectSink(stream)
+        self._writer = threading.Thread(target=self._run, name="log-writer", daemon=True)
+        self._writer.start()
+
+    def write(self, line: str) -> None:
+        if self._failed is not None:
+            raise LogUnavailable(self._failed)
+        if self._closed:
+            self._after_close.write(line)
+            return
+        try:
+            self._queue.put_nowait(line)
+        except queue.Full:
+            raise LogUnavailable("the log buffer is full") from None
+
+    def offer(self, line: str) -> None:
+        """Other lines take at most half the buffer: a flood of refusals (or the access log)
+        cannot crowd out the events it is there for."""
+        if self._queue.qsize() * 2 >= self._capacity and not self._closed:
+            self.dropped += 1
+            return
+        super().offer(line)
+
+    def _run(self) -> None:
+        while (line := self._queue.get()) is not None:
+            self._put(line)
+        while not self._queue.empty():  # what was queued while closing
+            if (line := self._queue.get_nowait()) is not None:
+                self._put(line)
+
+    def _put(self, line: str) -> None:
+        if self._failed is not None:
+            self.lost += 1
+            return
+        try:
+            self._stream.write(line + "\n")
+            if self._queue.empty():
+                self._stream.flush()
+        except UnicodeError:  # this line cannot be written (a console line with a surrogate)
+            self.lost += 1
+        except (OSError, ValueError) as exc:  # the stream can take no more lines
+            self._failed = f"writing the log failed: {type(exc).__name__}"
+            self.lost += 1
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write out the queue; a reader that does not take it within ``timeout`` seconds
+        loses it, and later lines are dropped rather than block the exit."""
+        if self._closed:
+            return
+        try:
+            self._queue.put(None, timeout=timeout)
+            self._writer.join(timeout)
+        except queue.Full:
+            pass
+        if self._writer.is_alive():
+            self._failed = "the log reader did not take the buffer at shutdown"
+            self.lost += self._queue.qsize()
+        elif self._failed is None:
+            try:
+                self._stream.flush()
+            except (OSError, ValueError):
+                self._failed = "flushing the log failed"
+        self._closed = True
+
+    @property
+    def waiting(self) -> int:
+        """Lines queued and not yet written."""
+        return self._queue.qsize()
+
+
+class _SinkLogger:
+    """structlog's final logger: hands the rendered line to the sink, strictly or not."""
+
+    __slots__ = ("_sink", "_strict")
+
+    def __init__(self, sink: LogSink, *, strict: bool) -> None:
+        self._sink = sink
+        self._strict = strict
+
+    def msg(self, message: str) -> None:
+        if self._strict:
+            self._sink.write(message)
+        else:
+            self._sink.offer(message)
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
+
+
+class _SinkLoggerFactory:
+    """Loggers named :data:`EVENT_LOGGER` write strictly; every other one offers."""
+
+    def __init__(self, sink: LogSink) -> None:
+        self._sink = sink
+
+    def __call__(self, *args: Any) -> _SinkLogger:  # noqa: ANN401 - structlog's signature
+        return _SinkLogger(self._sink, strict=bool(args) and args[0] == EVENT_LOGGER)
+
+
+class _SinkHandler(logging.Handler):
+    """The standard library's records (aiohttp, asyncio), rendered and offered to the sink."""
+
+    def __init__(self, sink: LogSink) -> None:
+        super().__init__()
+        self._sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._sink.offer(self.format(record))
+        except Exception:
+            # Not handleError: it would print the record's arguments (request content,
+            # maybe) to stderr. A lost line is better.
+            self._sink.dropped += 1
+
+
+#: The sinks configure_logging made, so a new configuration closes the one before.
+_SINKS: list[LogSink] = []
+
+
+def _close_sinks() -> None:
+    for sink in _SINKS:
+        sink.close()
+
+
+atexit.register(_close_sinks)
+
+
+# --- What a line may show ---------------------------------------------------------------------
+
+#: What replaces an exception's message in a log line.
+WITHHELD: Final = "<withheld>"
+#: Exceptions whose message Python itself writes from no request data (errno texts, limits):
+#: their message is kept.
+_PLAIN_MESSAGES: Final = frozenset(
+    {
+        *(
+            name
+            for name, value in vars(builtins).items()
+            if isinstance(value, type) and issubclass(value, OSError)
+        ),
+        "RecursionError",
+        "MemoryError",
+    }
+)
+_TRACEBACK: Final = structlog.tracebacks.ExceptionDictTransformer(show_locals=False, use_rich=False)
+
+
+def _redact(stack: dict[str, Any]) -> dict[str, Any]:
+    """One exception of a traceback without what could quote a request."""
+    if stack.get("exc_type") not in _PLAIN_MESSAGES:
+        stack["exc_value"] = WITHHELD
+    stack.pop("exc_notes", None)
+    stack.pop("syntax_error", None)
+    for frame in stack.get("frames", ()):
+        frame.pop("locals", None)
+    for member in stack.get("exceptions", ()):  # an exception group's, each a traceback
+        for inner in member:
+            _redact(inner)
+    return stack
+
+
+def safe_traceback(exc_info: ExcInfo) -> list[dict[str, Any]]:
+    """A traceback as structlog's dicts, without locals and without exception messages."""
+    return [_redact(stack) for stack in _TRACEBACK(exc_info)]
+
+
+def _traceback_text(exc_info: ExcInfo) -> str:
+    """:func:`safe_traceback` as text, for the console."""
+    lines: list[str] = []
+    for stack in reversed(safe_traceback(exc_info)):
+        lines.append("Traceback (most recent call last):")
+        lines.extend(
+            f'  File "{frame["filename"]}", line {frame["lineno"]}, in {frame["name"]}'
+            for frame in stack.get("frames", ())
+        )
+        lines.append(f"{stack['exc_type']}: {stack['exc_value']}")
+    return "\n".join(lines)
+
+
+# An address as it appears in free text: a local part (quoted, or up to 256 characters that
+# are not delimiters), then @ (or %40, URL-encoded), then a domain or address literal. The
+# lookbehind makes a match start only after a delimiter, so scanning stays linear.
+_LOCAL_CHARS: Final = r"""[^\s<>()\[\]\\,;:"@/=?&]"""
+_ADDRESS: Final = re.compile(
+    rf"""(?<!{_LOCAL_CHARS})(?P<local>"[^"\r\n]{{0,254}}"|{_LOCAL_CHARS}{{1,256}})"""
+    r"(?:@|%40)"
+    r"(?P<domain>\[[^\]\s]{1,64}\]|[\w-]{1,63}(?:\.[\w-]{1,63}){0,16})",
+    re.IGNORECASE,
+)
+
+
+def mask_addresses(text: str, mode: RecipientMode) -> str:
+    """Every address in ``text`` as ``mode`` shows recipients (``full`` leaves it alone)."""
+    if mode is RecipientMode.FULL or ("@" not in text and "%40" not in text):
+        return text
+
+    def masked(match: re.Match[str]) -> str:
+        local, raw_domain = match.group("local"), match.group("domain")
+        try:
+            domain = normalize_domain(raw_domain)
+        except InvalidDomainError:
+            domain = raw_domain.lower()
+        if local == "*" and mode is RecipientMode.DOMAIN:
+            return match.group(0)
+        # A quote before the address ('john@example.com') is punctuation, not its start.
+        opening = local[: len(local) - len(local.lstrip("'`"))]
+        local = local[len(opening) :]
+        return opening + render_recipient(f"{local}@{domain}", domain, mode)
+
+    return _ADDRESS.sub(masked, text)
+
+
+def _masked(value: object, mode: RecipientMode) -> Any:  # noqa: ANN401 - any JSON value
+    if isinstance(value, str):
+        return mask_addresses(value, mode)
+    if isinstance(value, dict):
+        return {mask_addresses(str(k), mode): _masked(v, mode) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(item, mode) for item in value]
+    return value
+
+
+def _address_masker(mode: RecipientMode) -> structlog.typing.Processor:
+    """A processor masking every address in every value of a line."""
+
+    def mask(logger: WrappedLogger, name: str, event_dict: EventDict) -> EventDict:
+        return {key: _masked(value, mode) for key, value in event_dict.items()}
+
+    return mask
+
+
+# --- Configuration ----------------------------------------------------------------------------
+
+
 def configure_logging(
-    level: str = "info", log_format: LogFormat = LogFormat.AUTO, stream: TextIO | None = None
-) -> None:
-    """Set up structlog and route the standard library's ``logging`` through it."""
+    level: str = "info",
+    log_format: LogFormat = LogFormat.AUTO,
+    stream: TextIO | None = None,
+    *,
+    recipient_mode: RecipientMode = RecipientMode.FULL,
+    buffer_lines: int = 0,
+) -> LogSink:
+    """Set up structlog and route the standard library's ``logging`` through it.
+
+    Returns the sink every line goes to; :meth:`LogSink.close` it at shutdown to write out
+    a buffer (it is closed at exit too, and when logging is configured again).
+    """
     out = stream if stream is not None else sys.stdout
     console = log_format is LogFormat.CONSOLE or (log_format is LogFormat.AUTO and out.isatty())
     renderer: structlog.typing.Processor = (
@@ -61,30 +390,36 @@ def configure_logging(
         if console
         else structlog.processors.JSONRenderer()
     )
+    exceptions = structlog.processors.ExceptionRenderer(
+        _traceback_text if console else safe_traceback
+    )
+    redaction: list[structlog.typing.Processor] = [exceptions]
+    if recipient_mode is not RecipientMode.FULL:
+        redaction.append(_address_masker(recipient_mode))
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    _close_sinks()
+    _SINKS[:] = [BufferedSink(out, buffer_lines) if buffer_lines else DirectSink(out)]
+    sink = _SINKS[0]
     numeric_level = logging.getLevelNamesMapping()[level.upper()]
     structlog.configure(
-        processors=[
-            *shared,
-            structlog.processors.StackInfoRenderer(),
-            *([] if console else [structlog.processors.dict_tracebacks]),
-            renderer,
-        ],
+        processors=[*shared, structlog.processors.StackInfoRenderer(), *redaction, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.WriteLoggerFactory(file=out),
-        cache_logger_on_first_use=True,
+        logger_factory=_SinkLoggerFactory(sink),
+        # Not cached: a logger already used keeps working when logging is configured again
+        # (tests do); finding the logger anew costs about a microsecond a line.
+        cache_logger_on_first_use=False,
     )
-    handler = logging.StreamHandler(out)
+    handler = _SinkHandler(sink)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                *([] if console else [structlog.processors.dict_tracebacks]),
+                *redaction,
                 renderer,
             ],
         )
@@ -92,6 +427,7 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric_level)
+    return sink
 
 
 def render_recipient(recipient: str, domain: str, mode: RecipientMode) -> str:
@@ -157,7 +493,9 @@ def event_fields(event: Event, diagnosis: Diagnosis, mode: RecipientMode) -> dic
         fields["extra"] = dict(event.extra)
     if event.truncated:
         fields["truncated"] = list(event.truncated)
-    return fields
+    # Descriptions, excerpts, extra fields, ... quote addresses too ("<john@example.com>:
+    # user unknown"): a mode that hides the recipient hides them all.
+    return fields if mode is RecipientMode.FULL else _masked(fields, mode)
 
 
 def _report_fields(diagnosis: Diagnosis, mode: RecipientMode) -> dict[str, Any]:
@@ -185,11 +523,19 @@ def _report_fields(diagnosis: Diagnosis, mode: RecipientMode) -> dict[str, Any]:
     return fields
 
 
+# The first segment of /{segment}/webhooks/...: token mode's secret, whether or not the
+# rest of the path matched a route (a mistyped kind is a 404 that must not log it either).
+_SECRET_SEGMENT: Final = re.compile(r"/[^/]+(?=/webhooks(?:/|$))")
+
+
 def logged_path(request: BaseRequest) -> str:
     """The request's path for a log line: token mode's secret path segment is masked."""
     match_info = getattr(request, "match_info", None)
     token = match_info.get("token") if match_info is not None else None
-    return request.path.replace(token, "<token>", 1) if token else request.path
+    if token:
+        return request.path.replace(token, "<token>", 1)
+    secret = _SECRET_SEGMENT.match(request.path)
+    return "/<token>" + request.path[secret.end() :] if secret else request.path
 
 
 class AccessLogger(AbstractAccessLogger):

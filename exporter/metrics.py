@@ -24,7 +24,6 @@ from exporter.diagnosis import FEEDBACK_TYPES, Diagnosis
 from exporter.domains import (
     NO_RECIPIENT,
     OVERFLOW,
-    PROVIDERS,
     DomainLabels,
     RecipientLabels,
     domain_of,
@@ -104,9 +103,10 @@ class Metrics:
         *,
         domain_limit: int,
         auth_mode: AuthMode = AuthMode.NONE,
+        listed_domains: tuple[str, ...] = (),
     ) -> None:
         self.registry = registry
-        self.domains = DomainLabels(domain_limit)
+        self.domains = DomainLabels(domain_limit, listed=listed_domains)
         # The default process, platform and GC collectors live on the global registry: give
         # ours the same ones.
         ProcessCollector(registry=registry)
@@ -159,7 +159,7 @@ class Metrics:
 
     def _precreate_per_recipient(self) -> None:
         recipients = (
-            *(RecipientLabels(domain, provider) for domain, provider in PROVIDERS.items()),
+            *(RecipientLabels(domain, provider) for domain, provider in self.domains.fixed.items()),
             OVERFLOW,
         )
         for recipient in recipients:

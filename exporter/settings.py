@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from exporter.domains import read_domains_file
 from exporter.logs import LEVELS, LogFormat, RecipientMode
 
 ENV_PREFIX: Final = "SMTPETER_EXPORTER_"
@@ -118,6 +119,10 @@ def _redis_url(text: str) -> str:
     return text.strip()
 
 
+def _listed_domains(text: str) -> tuple[str, ...]:
+    return read_domains_file(Path(text))
+
+
 def _header_list(text: str) -> tuple[str, ...]:
     """Header names, space or comma separated, lowercased (``(request-target)`` included)."""
     names = tuple(name.lower() for name in re.split(r"[\s,]+", text.strip()) if name)
@@ -199,7 +204,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "shutdown_timeout",
         _seconds,
         "10",
-        "Seconds in-flight requests get to finish after SIGTERM.",
+        "Most seconds the whole shutdown takes after SIGTERM (readiness pause, drain, cleanup).",
     ),
     Option(
         "--web.access-log",
@@ -371,10 +376,11 @@ OPTIONS: Final[tuple[Option, ...]] = (
     ),
     Option(
         "--metrics.domains-file",
-        "domains_file",
-        _existing_file,
+        "listed_domains",
+        _listed_domains,
         None,
-        "File of recipient domains (one per line) that always get their own domain label.",
+        "File of recipient domains (one per line, # comments) that always get their own "
+        "domain label, beside the built-in providers and outside --metrics.domain-limit.",
     ),
     Option(
         "--log.buffer-lines",
@@ -417,7 +423,8 @@ class Settings:
     dedup_window: float = 86400.0
     dedup_max_entries: int = 500_000
     dedup_redis_url: str | None = None
-    domains_file: Path | None = None
+    #: The domains of ``--metrics.domains-file``, normalized.
+    listed_domains: tuple[str, ...] = ()
     log_buffer_lines: int = 0
 
     @property
@@ -446,7 +453,7 @@ def add_options(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> 
             option.flag,
             **bare,
             dest=option.dest,
-            type=option.parse,
+            type=option.parse if option.choices else _explained(option.parse),
             default=default,
             choices=[option.parse(choice) for choice in option.choices] if option.choices else None,
             metavar=option.dest.upper() if option.choices is None else None,
@@ -454,9 +461,23 @@ def add_options(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> 
         )
 
 
+def _explained(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``parse`` whose ``ValueError`` message reaches the user (argparse hides it)."""
+
+    def parse_or_explain(text: str) -> Any:  # noqa: ANN401 - whatever the option holds
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse_or_explain
+
+
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """The :class:`Settings` named by parsed arguments; ``ValueError`` for a bad combination."""
-    settings = Settings(**{option.dest: getattr(args, option.dest) for option in OPTIONS})
+    # An option not given (None) keeps the field's default.
+    given = {option.dest: getattr(args, option.dest) for option in OPTIONS}
+    settings = Settings(**{dest: value for dest, value in given.items() if value is not None})
     check(settings)
     return settings
 

@@ -42,6 +42,8 @@ FIELD_LIMITS: Final[dict[str, int]] = {
 RECIPIENT_LIMIT: Final = 512
 MAX_TAGS: Final = 32
 TAG_LIMIT: Final = 128
+#: Most ``;``-separated pieces looked at for tags, empty ones included.
+MAX_TAG_PIECES: Final = MAX_TAGS * 4
 #: Unknown fields kept for the log line, and how much of each.
 MAX_EXTRA_FIELDS: Final = 16
 EXTRA_NAME_LIMIT: Final = 64
@@ -147,11 +149,13 @@ def _recipient(reader: _Reader) -> tuple[str, str]:
     values = reader.values("recipient")
     if len(values) > 1:
         raise invalid("recipient was given more than once; send it once", "recipient")
-    recipient = clean_text(values[0]).strip().strip("<>").strip() if values else ""
+    # Trimmed and measured before it is cleaned: cleaning costs in proportion to the length.
+    recipient = values[0].strip().strip("<>").strip() if values else ""
     if not recipient:
         raise invalid("recipient is required", "recipient")
     if len(recipient) > RECIPIENT_LIMIT:
         raise invalid(f"recipient is longer than {RECIPIENT_LIMIT} characters", "recipient")
+    recipient = clean_text(recipient)
     local, at, raw_domain = recipient.rpartition("@")
     if not at or not raw_domain.strip():
         raise invalid("recipient has no domain", "recipient")
@@ -176,19 +180,35 @@ def _occurred_at(reader: _Reader) -> datetime | None:
     except ValueError:
         raise invalid("timestamp must look like 'YYYY-MM-DD HH:MM:SS'", "timestamp") from None
     # SMTPeter's timestamp carries no zone; read it as UTC, as its unix ``time`` is.
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00:00+05:00 is a valid ISO 8601 time whose UTC falls before year 1.
+        raise invalid(
+            "timestamp must fall within the years 1 to 9999 once its UTC offset is applied",
+            "timestamp",
+        ) from None
 
 
 def _tags(values: list[str]) -> tuple[str, ...]:
-    """Tags arrive as ``a;b``, as repeated ``tags[]``, or as a JSON list: one flat tuple."""
+    """Tags arrive as ``a;b``, as repeated ``tags[]``, or as a JSON list: one flat tuple.
+
+    At most :data:`MAX_TAG_PIECES` pieces are looked at, so ``;;;;...`` costs nothing.
+    """
     tags: list[str] = []
+    looked_at = 0
     for value in values:
-        for part in value.split(";"):
-            tag = clean_text(part.strip()[:TAG_LIMIT])
+        for part in value.split(";", MAX_TAG_PIECES - looked_at)[: MAX_TAG_PIECES - looked_at]:
+            looked_at += 1
+            tag = clean_text(part[: TAG_LIMIT * 4].strip()[:TAG_LIMIT])
             if tag:
                 tags.append(tag)
                 if len(tags) == MAX_TAGS:
                     return tuple(tags)
+        if looked_at >= MAX_TAG_PIECES:
+            break
     return tuple(tags)
 
 
@@ -197,7 +217,8 @@ def _extra(fields: Fields, known: frozenset[str]) -> tuple[tuple[str, str], ...]
     for name, values in fields.items():
         if name in known:
             continue
-        value = clean_text(";".join(values)[:EXTRA_VALUE_LIMIT])
+        joined = ";".join(value[:EXTRA_VALUE_LIMIT] for value in values[:EXTRA_VALUE_LIMIT])
+        value = clean_text(joined[:EXTRA_VALUE_LIMIT])
         extra.append((clean_text(name[:EXTRA_NAME_LIMIT]), value))
         if len(extra) == MAX_EXTRA_FIELDS:
             break

@@ -163,6 +163,8 @@ class Config:
     #: SMTPeter shows as these too, and as WebhooksSilent.
     rejected_ignored: tuple[str, ...] = ("method_not_allowed", "not_found")
     internal_error_window: str = "10m"
+    #: Webhooks answered 503 (signing keys not resolvable, log not writable) this long.
+    unavailable_for: str = "5m"
     overflow_window: str = "1h"
     down_for: str = "5m"
     absent_for: str = "15m"
@@ -183,6 +185,7 @@ class Config:
             "silence_lookback",
             "rejected_for",
             "internal_error_window",
+            "unavailable_for",
             "overflow_window",
             "down_for",
             "absent_for",

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from exporter import catalog
 from exporter.catalog import Label
-from exporter.errors import REFUSED, Outcome
+from exporter.errors import REFUSED, UNAVAILABLE, Outcome
 from exporter.events import Kind
 from monitoring.config import Config, RatioThreshold, Severity, seconds
 from monitoring.promql import by, eq, matchers, not_regex, regex, series
@@ -474,6 +474,20 @@ def alert_rules(config: Config) -> list[Alert]:
             "(a bug; the log has the traceback as event internal_error). SMTPeter retries "
             "them, but until the cause is fixed the events are not counted.",
             dashboard=(HEALTH_UID, HEALTH_SLUG),
+        ),
+        Alert(
+            f"{ALERT_PREFIX}WebhooksUnavailable",
+            f"sum by (job, outcome) (rate("
+            f"{series(catalog.REQUESTS, s, regex(Label.OUTCOME, sorted(UNAVAILABLE)))}"
+            f"[{config.rate_window}])) > 0",
+            Severity.WARNING,
+            "{{ $labels.job }} answers webhooks 503: {{ $labels.outcome }}",
+            f"For {config.unavailable_for} webhook requests were answered 503 and not recorded "
+            "({{ $labels.outcome }}: key_unavailable when SMTPeter's signing keys cannot be "
+            "looked up in DNS, log_unavailable when the event log cannot be written). SMTPeter "
+            "retries them, so nothing is lost yet, but nothing is counted either.",
+            config.unavailable_for,
+            (HEALTH_UID, HEALTH_SLUG),
         ),
         Alert(
             f"{ALERT_PREFIX}DomainLabelOverflow",

@@ -9,6 +9,7 @@ import pytest
 from exporter.logs import LogFormat, RecipientMode
 from exporter.settings import (
     OPTIONS,
+    AuthMode,
     ListenAddress,
     Settings,
     parse_listen_address,
@@ -140,3 +141,75 @@ def test_bad_listen_addresses(text: str) -> None:
 def test_settings_are_frozen() -> None:
     with pytest.raises(AttributeError):
         Settings().domain_limit = 5  # type: ignore[misc]
+
+
+def test_issue_7_options_parse_durations_lists_and_files(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    domains = tmp_path / "domains.txt"
+    domains.write_text("# ours\nCorp.Example.\nbücher.example\n")
+    settings = parse_settings(
+        [
+            "--web.metrics-listen-address=127.0.0.1:10588",
+            "--web.max-connections=50",
+            "--web.header-timeout=2s",
+            "--web.body-timeout=1m",
+            "--web.idle-timeout=500ms",
+            "--auth.mode=token",
+            f"--auth.token-file={token}",
+            "--auth.signed-headers=(request-target), Host DATE x-nonce",
+            "--auth.max-clock-skew=90",
+            "--dedup.window=7d",
+            "--dedup.max-entries=0",
+            "--dedup.redis-url=redis://127.0.0.1:6379/0",
+            f"--metrics.domains-file={domains}",
+            "--log.buffer-lines=1000",
+        ],
+        {},
+    )
+    assert settings.metrics_listen_address == ListenAddress("127.0.0.1", 10588)
+    assert (settings.header_timeout, settings.body_timeout, settings.idle_timeout) == (2, 60, 0.5)
+    assert settings.effective_auth_mode is AuthMode.TOKEN
+    assert settings.signed_headers == ("(request-target)", "host", "date", "x-nonce")
+    assert (settings.max_clock_skew, settings.dedup_window) == (90, 7 * 86400)
+    assert settings.listed_domains == ("corp.example", "xn--bcher-kva.example")
+    assert settings.log_buffer_lines == 1000
+
+
+def test_auth_mode_auto_is_signature_once_a_copernica_id_is_set() -> None:
+    assert parse_settings([], {}).effective_auth_mode is AuthMode.NONE
+    configured = parse_settings(["--smtpeter.copernica-id=environment_1234"], {})
+    assert configured.effective_auth_mode is AuthMode.SIGNATURE
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--auth.mode=token"], "needs exactly one of --auth.token"),
+        (["--auth.mode=signature"], "needs --smtpeter.copernica-id"),
+        (["--auth.token=x"], "--auth.mode is none"),
+        (
+            ["--web.listen-address=:1", "--web.metrics-listen-address=:1"],
+            "must differ from --web.listen-address",
+        ),
+        (["--dedup.window=forever"], "not a duration"),
+        (["--dedup.redis-url=http://redis"], "not a redis://"),
+    ],
+)
+def test_combinations_that_cannot_work_stop_at_start_naming_the_options(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse_settings(argv, {})
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_bad_line_in_the_domains_file_stops_at_start_naming_the_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    domains = tmp_path / "domains.txt"
+    domains.write_text("corp.example\nlocalhost\n")
+    with pytest.raises(SystemExit):
+        parse_settings([f"--metrics.domains-file={domains}"], {})
+    assert f"{domains}:2" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -210,3 +211,54 @@ def test_dispatch_reads_the_kind_from_type() -> None:
     with pytest.raises(Rejected) as unknown:
         resolve_kind(fields(type="newsletter"))
     assert unknown.value.error == "type 'newsletter' is not a webhook type this service receives"
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        "0001-01-01T00:00:00+05:00",
+        "0001-01-01 04:59:59+05:00",
+        "9999-12-31T23:00:00-05:00",
+        "9999-12-31 23:59:59-00:01",
+    ],
+)
+def test_a_timestamp_whose_utc_offset_leaves_years_1_to_9999_is_a_400(timestamp: str) -> None:
+    with pytest.raises(Rejected) as caught:
+        parse_event(Kind.DELIVERY, fields(recipient="a@b.example", timestamp=timestamp))
+    assert caught.value.body() == {
+        "error": "timestamp must fall within the years 1 to 9999 once its UTC offset is applied",
+        "field": "timestamp",
+    }
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "utc"),
+    [
+        ("0001-01-01T05:00:00+05:00", datetime(1, 1, 1, tzinfo=UTC)),
+        ("9999-12-31T18:59:59-05:00", datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)),
+        ("2024-03-01T12:00:00Z", datetime(2024, 3, 1, 12, tzinfo=UTC)),
+        ("2024-03-01", datetime(2024, 3, 1, tzinfo=UTC)),
+        ("20240301T120000+0100", datetime(2024, 3, 1, 11, tzinfo=UTC)),
+    ],
+)
+def test_other_iso_8601_forms_within_range_are_read_as_utc(timestamp: str, utc: datetime) -> None:
+    event = parse_event(Kind.DELIVERY, fields(recipient="a@b.example", timestamp=timestamp))
+    assert event.occurred_at == utc
+
+
+def test_tags_look_at_a_bounded_number_of_pieces() -> None:
+    started = time.perf_counter()
+    event = parse_event(Kind.OPEN, fields(recipient="a@b.example", tags=";" * 1_000_000 + "late"))
+    assert time.perf_counter() - started < 0.1
+    assert event.tags == ()
+    many = parse_event(Kind.OPEN, fields(recipient="a@b.example", tags=["a;b"] * 1000))
+    assert many.tags == ("a", "b") * (MAX_TAGS // 2)
+
+
+def test_a_huge_recipient_is_refused_before_it_is_cleaned() -> None:
+    with pytest.raises(Rejected) as caught:
+        parse_event(Kind.OPEN, fields(recipient="\udcff" * 5_000_000 + "@b.example"))
+    assert caught.value.body() == {
+        "error": "recipient is longer than 512 characters",
+        "field": "recipient",
+    }
