@@ -43,6 +43,7 @@ from grafana_foundation_sdk.models import prometheus as prometheus_model
 
 from exporter import catalog
 from exporter.catalog import Label
+from exporter.errors import UNAUTHENTICATED, Outcome
 from monitoring import rules
 from monitoring.config import Config, RatioThreshold, seconds
 from monitoring.promql import by, eq, matchers, regex
@@ -757,6 +758,8 @@ def _overview_variables() -> list[Builder[model.VariableModel]]:
 
 def _health_panels(config: Config) -> Iterator[tuple[str, list[Builder[model.Panel]]]]:
     refused = regex(Label.OUTCOME, rules.rejected_outcomes(config))
+    unauthenticated = regex(Label.OUTCOME, sorted(UNAUTHENTICATED))
+    duplicate = eq(Label.OUTCOME, Outcome.DUPLICATE)
     buckets = catalog.REQUEST_DURATION.suffixed("bucket") + _selected()
 
     def quantile(q: float) -> _Query:
@@ -858,6 +861,63 @@ def _health_panels(config: Config) -> Iterator[tuple[str, list[Builder[model.Pan
                 (JOB, INSTANCE, Label.VERSION, Label.PYTHON_VERSION),
                 width=12,
                 height=8,
+            ),
+        ],
+    )
+    yield (
+        "Authentication, duplicates and connections",
+        [
+            _timeseries(
+                "Refused for authentication",
+                "Webhook requests per second (5-minute rate) refused with a 401 because they do "
+                "not prove they come from SMTPeter, by outcome (bad_signature, stale_date, "
+                "wrong_account, bad_token, ...), for the selected jobs and instances. "
+                "Steady refusals from SMTPeter's addresses mean a wrong Copernica id, a "
+                "skewed clock or a proxy changing host or path.",
+                "reqps",
+                _Query(
+                    f"sum {by(Label.OUTCOME)} ("
+                    f"{rules.REQUESTS_BY_OUTCOME}{_selected(unauthenticated)})",
+                    "{{outcome}}",
+                ),
+                stacked=True,
+            ),
+            _timeseries(
+                "Signing-key lookups",
+                "DNS lookups of SMTPeter's signing keys per second, by outcome (found, "
+                "not_found, error); errors make signed webhooks wait for a 503 and a retry.",
+                "ops",
+                _Query(
+                    f"sum {by(Label.OUTCOME)} (rate("
+                    f"{catalog.KEY_LOOKUPS.series}{_selected()}[$__rate_interval]))",
+                    "{{outcome}}",
+                ),
+            ),
+            _timeseries(
+                "Duplicates",
+                "Retried events answered as duplicates and not counted again, per second, and "
+                "events accepted unchecked because the duplicate store (Redis) could not be "
+                "reached.",
+                "ops",
+                _Query(f"sum ({rules.REQUESTS_BY_OUTCOME}{_selected(duplicate)})", "duplicates"),
+                _Query(
+                    f"sum (rate({catalog.DEDUP_UNAVAILABLE.series}{_selected()}"
+                    "[$__rate_interval]))",
+                    "unchecked (store unavailable)",
+                ),
+            ),
+            _timeseries(
+                "Connections",
+                "Client connections open on the webhook listener, and connections the "
+                "server closed per second by reason (header_timeout, idle_timeout, evicted at "
+                "the connection cap, bad_request).",
+                "short",
+                _Query(f"sum ({catalog.CONNECTIONS.series}{_selected()})", "open"),
+                _Query(
+                    f"sum {by(Label.REASON)} (rate("
+                    f"{catalog.CONNECTIONS_CLOSED.series}{_selected()}[$__rate_interval]))",
+                    "closed: {{reason}}",
+                ),
             ),
         ],
     )
