@@ -36,7 +36,7 @@ typecheck: venv  ## mypy --strict over the package, tests and benchmarks
 pytest: venv  ## the test suite alone
 	$(BIN)/pytest
 
-tools:  ## promtool, prometheus and alertmanager (Debian packages) for the end-to-end tests
+tools:  ## Debian packages the tests run: prometheus, alertmanager, redis-server, wrk
 	bash scripts/install-test-tools.sh
 
 monitoring: venv  ## regenerate rules, dashboards and alert routing from monitoring/config.py

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
+from typing import Final
 
-from benchmarks import bounces, corpus_dir, failures, series
+from benchmarks import bounces, corpus_dir, failures, series, soak
 from exporter.metrics import disable_created_series
+
+#: The short soak of this run (about 15 s); ``python -m benchmarks.soak`` posts a million.
+SHORT_SOAK_EVENTS: Final = 50_000
 
 
 def main() -> int:
     disable_created_series()
     print(series.report(series.measure()))
+    if shutil.which("wrk") is None:
+        print("wrk not installed (scripts/install-test-tools.sh): no soak figures")
+    else:
+        print(soak.report(soak.run_soak(SHORT_SOAK_EVENTS, checkpoint_every=10_000)))
     corpus = corpus_dir()
     if corpus is None:
         print("bounce corpus not found (set SMTPETER_CORPUS): no accuracy or speed figures")

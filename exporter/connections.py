@@ -360,10 +360,18 @@ class ConnectionHandler(web.RequestHandler):
             # "Connection: close", so the client sends nothing more on it. (aiohttp's own
             # close() would also drop the rest of a body still arriving.)
             resp.force_close()
+        # A body aiohttp could not read (a Content-Encoding that does not decompress):
+        # reading its rest after the answer would only fail again, and be logged as an
+        # unhandled error. The connection ends with the answer, which says so.
+        unreadable = request.content.exception() is not None
+        if unreadable:
+            resp.force_close()
         try:
             return await super().finish_response(request, resp, start_time)
         finally:
             self._connection.request_done()
+            if unreadable:
+                self.force_close()
 
     def handle_error(
         self,

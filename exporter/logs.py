@@ -530,8 +530,12 @@ _SECRET_SEGMENT: Final = re.compile(r"/[^/]+(?=/webhooks(?:/|$))")
 
 def logged_path(request: BaseRequest) -> str:
     """The request's path for a log line: token mode's secret path segment is masked."""
-    match_info = getattr(request, "match_info", None)
-    token = match_info.get("token") if match_info is not None else None
+    try:
+        token = request.match_info.get("token")  # type: ignore[attr-defined]
+    except (AttributeError, AssertionError):
+        # A BaseRequest, or a request aiohttp's parser refused: it has no route (aiohttp
+        # asserts rather than raising AttributeError then).
+        token = None
     if token:
         return request.path.replace(token, "<token>", 1)
     secret = _SECRET_SEGMENT.match(request.path)

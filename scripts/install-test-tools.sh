@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the programs the end-to-end tests run: promtool and prometheus (Debian's
-# `prometheus` package), alertmanager (`prometheus-alertmanager`) and redis-server (the
-# shared duplicate store). Needs root and apt; elsewhere it says what is missing and the
-# tests that need it skip (or fail under CI=true).
+# `prometheus` package), alertmanager (`prometheus-alertmanager`), redis-server (the
+# shared duplicate store) and wrk (the soak's load generator). Needs root and apt;
+# elsewhere it says what is missing and the tests that need it skip (or fail under CI=true).
 set -euo pipefail
 
 missing=()
@@ -10,6 +10,7 @@ command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1 \
   || missing+=(prometheus-alertmanager)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then

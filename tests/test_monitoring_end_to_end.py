@@ -39,7 +39,7 @@ from monitoring.alertmanager import RECEIVERS
 from monitoring.config import Config
 from monitoring.dashboards import panel_queries, variable_queries
 from monitoring.rules import recording_rules
-from tests.conftest import PROJECT_ROOT, free_port, require_tool
+from tests.conftest import PROJECT_ROOT, free_ports, require_tool
 from tests.history import openmetrics
 from tests.servers import Receiver, answers, get_json, servers, wait_for
 
@@ -170,9 +170,7 @@ def test_rules_dashboards_and_routing_work_on_real_prometheus_and_alertmanager(
     prometheus_bin = require_tool("prometheus")
     promtool = require_tool("promtool")
     alertmanager_bin = require_tool("prometheus-alertmanager")
-    exporter_port, prometheus_port, alertmanager_port, receiver_port = (
-        free_port() for _ in range(4)
-    )
+    exporter_port, prometheus_port, alertmanager_port, receiver_port = free_ports(4)
     instance = f"127.0.0.1:{exporter_port}"
     ports = (exporter_port, alertmanager_port)
     with servers(tmp_path) as running:

@@ -21,7 +21,7 @@ from typing import IO, Any
 
 import pytest
 
-from tests.conftest import free_port, require_tool
+from tests.conftest import free_ports, require_tool
 
 pytestmark = pytest.mark.slow
 
@@ -96,8 +96,8 @@ def start(
     RLIMIT_NOFILE, ``metrics_listener`` gives it a private metrics listener."""
     if not SCRIPT.exists():
         pytest.fail(f"console script {SCRIPT} is not installed (pip install -e .)")
-    port = free_port()
-    metrics_port = free_port() if metrics_listener else None
+    port, spare_port = free_ports(2)
+    metrics_port = spare_port if metrics_listener else None
     environ = {
         **os.environ,
         "SMTPETER_EXPORTER_WEB_LISTEN_ADDRESS": f"127.0.0.1:{port}",
