@@ -1,4 +1,4 @@
-"""How well and how fast ``exporter.bounces`` reads the shared bounce corpus.
+"""How well and how fast ``exporter.mail.bounces`` reads the shared bounce corpus.
 
 Agreement is measured against Sisimai's verdicts in ``bounces.jsonl``: the fraction of its
 recipients we also find, and over those, how often the status, reason and hard/soft verdict
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Final
 
 from benchmarks import corpus_dir
-from exporter.bounces import BounceFact, read_bounce
+from exporter.mail import BounceFact, BounceType, read_bounce
 
 #: How long the speed measurement runs, and at most how many passes over the corpus it makes.
 SECONDS: Final = 2.0
@@ -93,7 +93,7 @@ def measure(corpus: Path, seconds: float = SECONDS) -> BounceFigures:
                 statuses += 1
                 status_agree += fact.status == want.status
             reason_agree += fact.reason == want.reason
-            hard_agree += (fact.bounce_type == "hard") == want.hard
+            hard_agree += (fact.bounce_type is BounceType.HARD) == want.hard
 
     raws = [raw for raw, _ in cases]
     read = 0
@@ -124,8 +124,10 @@ def report(figures: BounceFigures) -> str:
         (
             f"bounce corpus: {figures.messages} messages, {figures.recipients} recipients",
             f"  recipients found    {figures.recipients_found:7.1%}",
-            f"  status agreement    {figures.status_agreement:7.1%}"
-            f"  (of {figures.statuses} statuses the messages give)",
+            (
+                f"  status agreement    {figures.status_agreement:7.1%}"
+                f"  (of {figures.statuses} statuses the messages give)"
+            ),
             f"  reason agreement    {figures.reason_agreement:7.1%}",
             f"  hard/soft agreement {figures.hard_soft_agreement:7.1%}",
             f"  speed               {figures.messages_per_second:7.0f} messages/s (one core)",

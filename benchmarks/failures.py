@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import corpus_dir
-from exporter.classifier import classify_failure
-from exporter.smtp import normalize_state
+from exporter.mail import BounceType, classify_failure
+from exporter.mail.smtp import normalize_state
 
 #: Default bounds of the speed run: whichever is reached first ends it.
 SPEED_SECONDS = 1.0
@@ -86,7 +86,7 @@ def measure(
             same_reason += 1
         else:
             confusion[case.expected_reason, verdict.reason] += 1
-        if (verdict.bounce_type == "hard") == case.expected_hard:
+        if (verdict.bounce_type is BounceType.HARD) == case.expected_hard:
             same_type += 1
 
     inputs = [(c.state, c.code, c.extended, c.description) for c in cases]

@@ -17,8 +17,6 @@ from typing import TypedDict
 
 from prometheus_client import CollectorRegistry
 
-from exporter.bounces import BounceFact, BounceReport
-from exporter.classifier import Verdict
 from exporter.diagnosis import FEEDBACK_TYPES, NOTHING, Diagnosis
 from exporter.domains import PROVIDER_DOMAINS
 from exporter.errors import Outcome
@@ -30,8 +28,9 @@ from exporter.events import (
     Event,
     FailureEvent,
     OpenEvent,
-    RecipientEvent,
 )
+from exporter.mail import BounceFact, BounceReport, BounceType, Reason, Verdict
+from exporter.mail.smtp import STATES, STATUS_CLASSES
 from exporter.metrics import (
     BOUNCE_VERDICTS,
     REQUEST_KINDS,
@@ -39,7 +38,6 @@ from exporter.metrics import (
     Metrics,
     disable_created_series,
 )
-from exporter.smtp import STATES, STATUS_CLASSES
 
 CODES = ("250", "450", "550", "")
 STATUS_SUBJECTS_SEEN = ("0", "1", "2", "3", "4", "5", "6", "7", "9")
@@ -69,7 +67,7 @@ def count_series(registry: CollectorRegistry, prefix: str = "smtpeter_") -> int:
     )
 
 
-def _fact(recipient: str, reason: str, bounce_type: str) -> BounceFact:
+def _fact(recipient: str, reason: Reason, bounce_type: BounceType) -> BounceFact:
     return BounceFact(recipient, "", "", "", "", reason, bounce_type)
 
 
@@ -87,7 +85,7 @@ def _recorded(domains: list[str]) -> Iterator[tuple[Event, Diagnosis]]:
         extended="",
         description="",
     )
-    others: tuple[RecipientEvent, ...] = (
+    others: tuple[DeliveryEvent | OpenEvent | ClickEvent, ...] = (
         DeliveryEvent(**_COMMON, recipient="", domain="", code="", extended="", description=""),
         OpenEvent(**_COMMON, recipient="", domain="", ip="", useragent="", referer=""),
         ClickEvent(
@@ -118,7 +116,9 @@ def _recorded(domains: list[str]) -> Iterator[tuple[Event, Diagnosis]]:
             yield replace(bounce, recipient=recipient, domain=domain), Diagnosis(report=report)
         for feedback_type in FEEDBACK_TYPES:
             report = BounceReport(
-                "feedback", (_fact(recipient, "feedback", "soft"),), feedback_type=feedback_type
+                "feedback",
+                (_fact(recipient, Reason.FEEDBACK, BounceType.SOFT),),
+                feedback_type=feedback_type,
             )
             yield abuse, Diagnosis(report=report)
         for other in others:

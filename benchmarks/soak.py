@@ -385,14 +385,20 @@ def report(result: SoakResult) -> str:
             f"  answered 2xx:            {result.ok:,} (not 2xx or unanswered: {result.not_ok:,})",
             f"  counted / logged:        {result.accepted:,} / {result.logged:,}",
             f"  resident memory:         {rss}",
-            f"  largest RSS:             {_mib(result.max_rss_bytes)} "
-            f"({verdict} the {_mib(RSS_LIMIT_BYTES)} target)",
-            f"  series / cap:            {result.series:,} / {result.series_cap:,} "
-            f"({result.domain_overflow:,} events past the domain cap)",
+            (
+                f"  largest RSS:             {_mib(result.max_rss_bytes)} "
+                f"({verdict} the {_mib(RSS_LIMIT_BYTES)} target)"
+            ),
+            (
+                f"  series / cap:            {result.series:,} / {result.series_cap:,} "
+                f"({result.domain_overflow:,} events past the domain cap)"
+            ),
             f"  smtpeter_dedup_entries:  {result.dedup_entries:,}",
             f"  exit code:               {result.exit_code}",
-            f"  wall time:               {result.wall_seconds:.1f} s "
-            f"(load {result.load_seconds:.1f} s)",
+            (
+                f"  wall time:               {result.wall_seconds:.1f} s "
+                f"(load {result.load_seconds:.1f} s)"
+            ),
         ]
     )
 

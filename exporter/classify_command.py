@@ -14,12 +14,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from exporter.bounces import read_bounce
 from exporter.diagnosis import diagnose
 from exporter.errors import Rejected
 from exporter.events import FailureEvent, Kind
+from exporter.mail import BounceType, Reason, read_bounce
+from exporter.mail.smtp import NO_STATUS, code_class, parse_enhanced_status
 from exporter.payload import json_fields
-from exporter.smtp import NO_STATUS, code_class, parse_enhanced_status
 from exporter.webhook import parse_event
 
 
@@ -47,8 +47,8 @@ def classify_payloads(lines: Iterable[str], source: str = "-") -> Iterator[dict[
         status = parse_enhanced_status(event.extended)
         yield {
             **given,
-            "reason": verdict.reason,
-            "bounce_type": verdict.bounce_type,
+            "reason": verdict.reason.value,
+            "bounce_type": verdict.bounce_type.value,
             "state": event.state,
             "code_class": code_class(event.code),
             "status_class": status.klass if status else NO_STATUS,
@@ -74,8 +74,8 @@ def classify_messages(paths: Iterable[str]) -> Iterator[dict[str, Any]]:
                 "status": "",
                 "code": "",
                 "description": "",
-                "reason": "undefined",
-                "bounce_type": "soft",
+                "reason": Reason.UNDEFINED.value,
+                "bounce_type": BounceType.SOFT.value,
                 "kind": report.kind,
                 **extra,
                 "excerpt": report.excerpt,
@@ -87,8 +87,8 @@ def classify_messages(paths: Iterable[str]) -> Iterator[dict[str, Any]]:
                 "status": fact.status,
                 "code": fact.code,
                 "description": fact.description,
-                "reason": fact.reason,
-                "bounce_type": fact.bounce_type,
+                "reason": fact.reason.value,
+                "bounce_type": fact.bounce_type.value,
                 "kind": report.kind,
                 **extra,
             }

@@ -25,9 +25,9 @@ import hashlib
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
-from typing import Final
+from typing import Final, assert_never
 
 from prometheus_client import Counter
 from redis.asyncio import Redis
@@ -35,7 +35,15 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from exporter.events import AbuseEvent, BounceEvent, Event, Kind
+from exporter.events import (
+    AbuseEvent,
+    BounceEvent,
+    ClickEvent,
+    DeliveryEvent,
+    Event,
+    FailureEvent,
+    OpenEvent,
+)
 from exporter.logs import log
 from exporter.metrics import Metrics
 from exporter.pipeline import Deduplicator, NoDeduplication
@@ -46,28 +54,46 @@ from exporter.settings import Settings
 DIGEST_SIZE: Final = 16
 _PERSON: Final = b"smtpeter-dedup"
 
-#: What tells one event from another, per kind (attribute names of the event classes). A
-#: retry repeats every field, so any of them differing means a different event: a failure
-#: that later bounces asynchronously has another state and counts again. Bounces and
-#: complaints are told apart by their raw message (``mime``), which is hashed into the key.
-#: Opens and clicks carry when and from where they happened, so a recipient opening a message
-#: twice is two events while a retry of one open is not.
-KEY_FIELDS: Final[Mapping[Kind, tuple[str, ...]]] = {
-    Kind.FAILURE: ("message_id", "recipient", "state_raw", "code", "extended"),
-    Kind.DELIVERY: ("message_id", "recipient", "code", "extended"),
-    Kind.OPEN: ("message_id", "recipient", "occurred_at", "ip", "useragent", "referer"),
-    Kind.CLICK: (
-        "message_id",
-        "recipient",
-        "occurred_at",
-        "ip",
-        "useragent",
-        "referer",
-        "original",
-    ),
-    Kind.BOUNCE: ("message_id", "recipient", "mime"),
-    Kind.ABUSE: ("message_id", "mime"),
-}
+
+def identifying_fields(event: Event) -> tuple[object, ...]:
+    """What tells one event from another, per kind (the README's "same event" table).
+
+    A retry repeats every field, so any of them differing means a different event: a failure
+    that later bounces asynchronously has another state and counts again. Bounces and
+    complaints are told apart by their raw message (``mime``), which is hashed into the key.
+    Opens and clicks carry when and from where they happened, so a recipient opening a
+    message twice is two events while a retry of one open is not.
+    """
+    match event:
+        case FailureEvent():
+            return (event.message_id, event.recipient, event.state_raw, event.code, event.extended)
+        case DeliveryEvent():
+            return (event.message_id, event.recipient, event.code, event.extended)
+        case OpenEvent():
+            return (
+                event.message_id,
+                event.recipient,
+                event.occurred_at,
+                event.ip,
+                event.useragent,
+                event.referer,
+            )
+        case ClickEvent():
+            return (
+                event.message_id,
+                event.recipient,
+                event.occurred_at,
+                event.ip,
+                event.useragent,
+                event.referer,
+                event.original,
+            )
+        case BounceEvent():
+            return (event.message_id, event.recipient, event.mime)
+        case AbuseEvent():
+            return (event.message_id, event.mime)
+        case _:
+            assert_never(event)
 
 
 def event_key(event: Event) -> bytes:
@@ -77,7 +103,7 @@ def event_key(event: Event) -> bytes:
     length-prefixed, so no two different field lists give the same input.
     """
     digest = hashlib.blake2b(digest_size=DIGEST_SIZE, person=_PERSON)
-    for part in (event.kind.value, *(getattr(event, name) for name in KEY_FIELDS[event.kind])):
+    for part in (event.kind.value, *identifying_fields(event)):
         data = _bytes_of(part)
         digest.update(len(data).to_bytes(8, "big"))
         digest.update(data)

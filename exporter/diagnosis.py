@@ -1,21 +1,29 @@
 """The classify step: what an accepted event means.
 
-A failure gets a :class:`~exporter.classifier.Verdict` (reason, hard or soft) from its
+A failure gets a :class:`~exporter.mail.Verdict` (reason, hard or soft) from its
 state, codes and text; a bounce or abuse report gets its raw message read into a
-:class:`~exporter.bounces.BounceReport`. Metrics and logs record the event and this
+:class:`~exporter.mail.BounceReport`. Metrics and logs record the event and this
 diagnosis together; nothing here rejects, since the event is already accepted.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, assert_never
 
 import structlog
 
-from exporter.bounces import MAX_EXCERPT, BounceReport, read_bounce
-from exporter.classifier import Verdict, classify_failure
-from exporter.events import AbuseEvent, BounceEvent, Event, FailureEvent
+from exporter.events import (
+    AbuseEvent,
+    BounceEvent,
+    ClickEvent,
+    DeliveryEvent,
+    Event,
+    FailureEvent,
+    OpenEvent,
+)
+from exporter.mail import BounceReport, Verdict, classify_failure, read_bounce
+from exporter.mail.bounces import MAX_EXCERPT
 
 log = structlog.get_logger("exporter.diagnosis")
 
@@ -42,14 +50,17 @@ NOTHING: Final = Diagnosis()
 
 
 def diagnose(event: Event) -> Diagnosis:
+    """A failure's verdict, or what a bounce or complaint message says; nothing for the rest."""
     match event:
         case FailureEvent():
             verdict = classify_failure(event.state, event.code, event.extended, event.description)
             return Diagnosis(verdict=verdict)
         case BounceEvent() | AbuseEvent():
             return Diagnosis(report=_read_message(event.mime))
-        case _:
+        case DeliveryEvent() | OpenEvent() | ClickEvent():
             return NOTHING
+        case _:
+            assert_never(event)
 
 
 def _read_message(mime: bytes) -> BounceReport:

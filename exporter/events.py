@@ -2,6 +2,8 @@
 
 Parsing (``exporter.webhook``) builds these; classification, metrics and logging only read
 them. Every event is a frozen dataclass so no later step can change what was received.
+:data:`Event` is the closed union of the kinds: a dispatch on it ends in
+``case _: assert_never(event)``, so mypy names the step that forgets a new kind.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import ClassVar
+from typing import ClassVar, TypeAlias
 
 
 class Kind(StrEnum):
@@ -24,7 +26,7 @@ class Kind(StrEnum):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Event:
+class BaseEvent:
     """Fields every SMTPeter webhook shares."""
 
     kind: ClassVar[Kind]
@@ -40,7 +42,7 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RecipientEvent(Event):
+class RecipientEvent(BaseEvent):
     """An event about one recipient: every kind but abuse reports."""
 
     recipient: str
@@ -111,10 +113,14 @@ class BounceEvent(RecipientEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AbuseEvent(Event):
+class AbuseEvent(BaseEvent):
     """A spam complaint: ``mime`` is an ARF report (RFC 5965) naming the recipient."""
 
     kind: ClassVar[Kind] = Kind.ABUSE
 
     emailfrom: str
     mime: bytes
+
+
+#: Every kind of event: match on it, and end with ``case _: assert_never(event)``.
+Event: TypeAlias = FailureEvent | DeliveryEvent | OpenEvent | ClickEvent | BounceEvent | AbuseEvent

@@ -25,7 +25,7 @@ import re
 import sys
 import threading
 from enum import StrEnum
-from typing import Any, Final, TextIO
+from typing import Any, Final, TextIO, assert_never
 
 import structlog
 from aiohttp.abc import AbstractAccessLogger
@@ -44,7 +44,7 @@ from exporter.events import (
     OpenEvent,
     RecipientEvent,
 )
-from exporter.smtp import code_class
+from exporter.mail.smtp import code_class
 
 
 class LogFormat(StrEnum):
@@ -465,7 +465,8 @@ def event_fields(event: Event, diagnosis: Diagnosis, mode: RecipientMode) -> dic
             )
             if diagnosis.verdict is not None:
                 fields.update(
-                    reason=diagnosis.verdict.reason, bounce_type=diagnosis.verdict.bounce_type
+                    reason=diagnosis.verdict.reason.value,
+                    bounce_type=diagnosis.verdict.bounce_type.value,
                 )
         case DeliveryEvent():
             fields.update(
@@ -489,6 +490,8 @@ def event_fields(event: Event, diagnosis: Diagnosis, mode: RecipientMode) -> dic
         case AbuseEvent():
             fields.update(emailfrom=event.emailfrom, feedback_type=diagnosis.feedback_type)
             fields.update(_report_fields(diagnosis, mode))
+        case _:
+            assert_never(event)
     if event.extra:
         fields["extra"] = dict(event.extra)
     if event.truncated:
@@ -513,8 +516,8 @@ def _report_fields(diagnosis: Diagnosis, mode: RecipientMode) -> dict[str, Any]:
                 "code": fact.code,
                 "state": fact.state,
                 "description": fact.description,
-                "reason": fact.reason,
-                "bounce_type": fact.bounce_type,
+                "reason": fact.reason.value,
+                "bounce_type": fact.bounce_type.value,
             }
         )
     fields: dict[str, Any] = {"message_kind": report.kind, "facts": facts}

@@ -9,7 +9,7 @@ work from the first scrape. The ``domain`` label is bounded by :class:`DomainLab
 from __future__ import annotations
 
 import platform
-from typing import Final
+from typing import Final, assert_never
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import disable_created_metrics as _disable_created_metrics
@@ -19,7 +19,6 @@ from prometheus_client.process_collector import ProcessCollector
 
 from exporter import __version__, catalog
 from exporter.catalog import MetricSpec, MetricType
-from exporter.classifier import REASONS, bounce_type_of
 from exporter.diagnosis import FEEDBACK_TYPES, Diagnosis
 from exporter.domains import (
     NO_RECIPIENT,
@@ -39,8 +38,8 @@ from exporter.events import (
     Kind,
     OpenEvent,
 )
-from exporter.settings import AuthMode
-from exporter.smtp import (
+from exporter.mail import BounceType, Reason, bounce_type_of
+from exporter.mail.smtp import (
     CODE_CLASSES,
     NO_STATUS,
     STATES,
@@ -49,6 +48,7 @@ from exporter.smtp import (
     code_class,
     parse_enhanced_status,
 )
+from exporter.settings import AuthMode
 
 #: ``kind`` label values of the request metrics: every webhook kind, plus ``unknown`` for a
 #: request to ``/webhooks`` whose ``type`` could not be read.
@@ -58,14 +58,14 @@ REQUEST_KINDS: Final = (*(kind.value for kind in Kind), UNKNOWN_KIND)
 #: Every (reason, bounce_type) pair the hard/soft rule can give: most reasons are only ever
 #: soft, address reasons only hard, and notaccept either, depending on the code.
 VERDICTS: Final = tuple(
-    sorted({(r, bounce_type_of(r, code, "")) for code in ("450", "550") for r in REASONS})
+    sorted({(r, bounce_type_of(r, code, "")) for code in ("450", "550") for r in Reason})
 )
 #: The (kind, reason, bounce_type) triples a bounce message can be counted under.
 BOUNCE_VERDICTS: Final = (
     *(("dsn", reason, bounce_type) for reason, bounce_type in VERDICTS),
-    ("autoreply", "vacation", "soft"),
-    ("feedback", "feedback", "soft"),
-    ("unrecognized", "undefined", "soft"),
+    ("autoreply", Reason.VACATION, BounceType.SOFT),
+    ("feedback", Reason.FEEDBACK, BounceType.SOFT),
+    ("unrecognized", Reason.UNDEFINED, BounceType.SOFT),
 )
 
 
@@ -154,8 +154,8 @@ class Metrics:
             self.last_event.labels(kind.value)
         for lookup in KeyLookup:
             self.key_lookups.labels(lookup.value)
-        for reason in CloseReason:
-            self.connections_closed.labels(reason.value)
+        for close_reason in CloseReason:
+            self.connections_closed.labels(close_reason.value)
 
     def _precreate_per_recipient(self) -> None:
         recipients = (
@@ -207,6 +207,8 @@ class Metrics:
                 self._count_bounce(event, diagnosis)
             case AbuseEvent():
                 self._count_complaint(diagnosis)
+            case _:
+                assert_never(event)
         self.last_event.labels(event.kind.value).set(received_at)
 
     def _count_bounce(self, event: BounceEvent, diagnosis: Diagnosis) -> None:
@@ -214,7 +216,7 @@ class Metrics:
         if report is None or not report.facts:
             kind = report.kind if report is not None else "unrecognized"
             recipient = self.recipient_labels(event.domain)
-            self.bounces.labels(kind, "undefined", "soft", *recipient).inc()
+            self.bounces.labels(kind, Reason.UNDEFINED, BounceType.SOFT, *recipient).inc()
             return
         for fact in report.facts:
             recipient = self.recipient_labels(domain_of(fact.recipient) or event.domain)

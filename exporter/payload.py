@@ -7,7 +7,7 @@ at content types: webhook parsing sees one shape whatever the wire format was.
 Everything here is bounded by what a client cannot choose: the number of values
 (:data:`MAX_VALUES`), distinct names (:data:`MAX_FIELDS`), JSON nesting
 (:data:`MAX_JSON_DEPTH`), multipart part headers (:data:`MAX_PART_HEADER`), and charsets
-(Python codecs that are not character sets are refused, see :mod:`exporter.charsets`). Work on
+(Python codecs that are not character sets are refused, see :mod:`exporter.mail.charsets`). Work on
 large values is done a slice at a time (:data:`SLICE`), so that when a big body is decoded
 in a worker thread no single call holds the GIL, and with it the event loop, for long.
 """
@@ -25,8 +25,8 @@ from urllib.parse import unquote_to_bytes
 
 from aiohttp.helpers import parse_mimetype
 
-from exporter.charsets import MAX_CHARSET_NAME, codec_for
 from exporter.errors import Outcome, Rejected, invalid
+from exporter.mail.charsets import MAX_CHARSET_NAME, codec_for
 
 #: A decoded body: field name (lowercase, ``[]`` suffix removed) to its values in order.
 #: Bytes that are not valid in the body's charset are kept as lone surrogates

@@ -25,8 +25,8 @@ from exporter.events import (
     Kind,
     OpenEvent,
 )
+from exporter.mail.smtp import is_reply_code, normalize_state, parse_enhanced_status
 from exporter.payload import Fields, clean_text, raw_bytes
-from exporter.smtp import is_reply_code, normalize_state, parse_enhanced_status
 
 #: Longest value kept per field; longer ones are cut and the field is listed in ``truncated``.
 DEFAULT_FIELD_LIMIT: Final = 512

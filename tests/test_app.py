@@ -15,8 +15,8 @@ import structlog
 from exporter.app import create_app
 from exporter.domains import PROVIDERS
 from exporter.logs import RecipientMode
+from exporter.mail.smtp import CODE_CLASSES, STATES
 from exporter.settings import Settings
-from exporter.smtp import CODE_CLASSES, STATES
 from tests.conftest import Exporter, MakeClient
 
 FAILURE = {

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exporter.bounces import (
+from exporter.mail import BounceType, Reason
+from exporter.mail.bounces import (
     BOUNCE_KINDS,
     MAX_DESCRIPTION,
     MAX_EXCERPT,
@@ -90,8 +91,8 @@ def test_dsn_with_two_recipients_gives_two_facts() -> None:
             state="",
             description="550 5.1.1 <gone@example.com>: Recipient address rejected: "
             "User unknown in local recipient table",
-            reason="userunknown",
-            bounce_type="hard",
+            reason=Reason.USER_UNKNOWN,
+            bounce_type=BounceType.HARD,
         ),
         BounceFact(
             recipient="full@example.com",
@@ -99,8 +100,8 @@ def test_dsn_with_two_recipients_gives_two_facts() -> None:
             code="552",
             state="",
             description="552 5.2.2 Mailbox full",
-            reason="mailboxfull",
-            bounce_type="soft",
+            reason=Reason.MAILBOX_FULL,
+            bounce_type=BounceType.SOFT,
         ),
     )
 
@@ -206,8 +207,8 @@ Write to cc@example.jp
             state="rcpt",
             description="SMTP error from remote mail server after RCPT TO:<user@example.jp>: "
             "host mx.example.jp [192.0.2.1]: 550 5.1.1 <user@example.jp>... User Unknown",
-            reason="userunknown",
-            bounce_type="hard",
+            reason=Reason.USER_UNKNOWN,
+            bounce_type=BounceType.HARD,
         ),
     )
 
@@ -609,8 +610,8 @@ Content-Type: text/plain; charset=UTF-8
             code="550",
             state="",
             description="550 5.1.1 user unknown",
-            reason="userunknown",
-            bounce_type="hard",
+            reason=Reason.USER_UNKNOWN,
+            bounce_type=BounceType.HARD,
         ),
     )
 
@@ -751,8 +752,8 @@ Auto-Submitted: auto-replied
             code="",
             state="",
             description="Away until Monday I am out of the office until Monday.",
-            reason="vacation",
-            bounce_type="soft",
+            reason=Reason.VACATION,
+            bounce_type=BounceType.SOFT,
         ),
     )
 

@@ -2,42 +2,57 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.classifier import (
-    BOUNCE_TYPES,
-    REASONS,
-    Verdict,
-    bounce_type_of,
-    classify_failure,
+import exporter.mail
+from exporter.mail import BounceType, Reason, Verdict, bounce_type_of, classify_failure
+from exporter.mail.precedence import (
+    CORRECTIONS,
+    PRECEDENCE,
+    Correction,
+    Evidence,
+    markdown,
 )
-from exporter.smtp import STATES
-
-HARD_REASONS = {"userunknown", "hostunknown", "hasmoved"}
-
+from exporter.mail.smtp import STATES
+from exporter.mail.vocabulary import BOUNCE_TYPE_MEANINGS, HARD_REASONS, REASON_MEANINGS
 
 # --- The vocabulary ----------------------------------------------------------------------
 
 
 def test_reasons_are_sisimais_vocabulary_without_duplicates() -> None:
-    assert len(REASONS) == len(set(REASONS)) == 34
+    values = [reason.value for reason in Reason]
+    assert len(values) == len(set(values)) == 34
     for reason in ("undefined", "feedback", "vacation", "delivered", "onhold", "suppressed"):
-        assert reason in REASONS
+        assert reason in values
 
 
 def test_bounce_types_are_hard_and_soft() -> None:
-    assert BOUNCE_TYPES == ("hard", "soft")
+    assert [bounce_type.value for bounce_type in BounceType] == ["hard", "soft"]
+
+
+def test_every_reason_and_bounce_type_has_a_one_line_meaning() -> None:
+    assert set(REASON_MEANINGS) == set(Reason)
+    assert set(BOUNCE_TYPE_MEANINGS) == set(BounceType)
+    for meaning in (*REASON_MEANINGS.values(), *BOUNCE_TYPE_MEANINGS.values()):
+        assert meaning
+        assert "\n" not in meaning
+
+
+def test_hard_reasons_are_the_address_reasons() -> None:
+    assert {Reason.USER_UNKNOWN, Reason.HOST_UNKNOWN, Reason.HAS_MOVED} == HARD_REASONS
 
 
 def test_verdict_is_frozen() -> None:
     verdict = classify_failure("", "", "", "")
     with pytest.raises(dataclasses.FrozenInstanceError):
-        verdict.reason = "userunknown"  # type: ignore[misc]
+        verdict.reason = Reason.USER_UNKNOWN  # type: ignore[misc]
 
 
 @settings(max_examples=300, deadline=None)
@@ -51,7 +66,7 @@ def test_any_input_gets_a_reason_from_the_vocabulary(
     state: str, code: str, extended: str, description: str
 ) -> None:
     verdict = classify_failure(state, code, extended, description)
-    assert verdict.reason in REASONS
+    assert isinstance(verdict.reason, Reason)
     assert verdict.bounce_type == bounce_type_of(verdict.reason, code, extended)
 
 
@@ -59,24 +74,28 @@ def test_any_input_gets_a_reason_from_the_vocabulary(
 
 
 def test_empty_input_is_undefined_and_soft() -> None:
-    assert classify_failure("", "", "", "") == Verdict("undefined", "soft")
+    assert classify_failure("", "", "", "") == Verdict(Reason.UNDEFINED, BounceType.SOFT)
 
 
 def test_permanent_failure_without_evidence_is_undefined() -> None:
-    assert classify_failure("", "550", "5.0.0", "") == Verdict("undefined", "soft")
+    assert classify_failure("", "550", "5.0.0", "") == Verdict(Reason.UNDEFINED, BounceType.SOFT)
 
 
 def test_temporary_failure_without_evidence_is_onhold() -> None:
-    assert classify_failure("", "451", "4.0.0", "Temporary failure") == Verdict("onhold", "soft")
+    assert classify_failure("", "451", "4.0.0", "Temporary failure") == Verdict(
+        Reason.ON_HOLD, BounceType.SOFT
+    )
 
 
 def test_unrecognised_text_is_undefined() -> None:
-    assert classify_failure("", "", "", "Nyaan nyaan") == Verdict("undefined", "soft")
+    assert classify_failure("", "", "", "Nyaan nyaan") == Verdict(Reason.UNDEFINED, BounceType.SOFT)
 
 
 @pytest.mark.parametrize(("code", "extended"), [("250", ""), ("", "2.0.0"), ("250", "2.1.5")])
 def test_success_codes_are_delivered(code: str, extended: str) -> None:
-    assert classify_failure("data", code, extended, "") == Verdict("delivered", "soft")
+    assert classify_failure("data", code, extended, "") == Verdict(
+        Reason.DELIVERED, BounceType.SOFT
+    )
 
 
 # --- Enhanced status codes ---------------------------------------------------------------
@@ -129,7 +148,9 @@ def test_success_codes_are_delivered(code: str, extended: str) -> None:
 def test_status_code_alone_decides_the_reason(
     code: str, extended: str, reason: str, bounce_type: str
 ) -> None:
-    assert classify_failure("", code, extended, "") == Verdict(reason, bounce_type)
+    assert classify_failure("", code, extended, "") == Verdict(
+        Reason(reason), BounceType(bounce_type)
+    )
 
 
 @pytest.mark.parametrize(
@@ -142,7 +163,7 @@ def test_reply_code_speaks_only_when_nothing_else_does(code: str, reason: str) -
 
 def test_specific_status_outranks_suggestive_wording() -> None:
     verdict = classify_failure("data", "554", "5.7.7", "Email policy violation detected")
-    assert verdict == Verdict("securityerror", "soft")
+    assert verdict == Verdict(Reason.SECURITY_ERROR, BounceType.SOFT)
 
 
 # --- Wording overrides generic or misleading codes ----------------------------------------
@@ -150,17 +171,21 @@ def test_specific_status_outranks_suggestive_wording() -> None:
 
 def test_mailbox_full_text_overrides_generic_5_0_0() -> None:
     verdict = classify_failure("", "550", "5.0.0", "550 <neko@example.jp>... Mailbox Full")
-    assert verdict == Verdict("mailboxfull", "soft")
+    assert verdict == Verdict(Reason.MAILBOX_FULL, BounceType.SOFT)
 
 
 def test_over_quota_text_overrides_misleading_5_1_1() -> None:
     text = "552 sorry, mailbox neko@example.org is over quota temporarily (#5.1.1)"
-    assert classify_failure("", "552", "5.1.1", text) == Verdict("mailboxfull", "soft")
+    assert classify_failure("", "552", "5.1.1", text) == Verdict(
+        Reason.MAILBOX_FULL, BounceType.SOFT
+    )
 
 
 def test_too_many_recipients_this_hour_overrides_5_1_1() -> None:
     text = "550 5.1.1 <neko@example.com> - 192.0.2.1 has sent to too many recipients this hour"
-    assert classify_failure("rcpt", "550", "5.1.1", text) == Verdict("ratelimited", "soft")
+    assert classify_failure("rcpt", "550", "5.1.1", text) == Verdict(
+        Reason.RATE_LIMITED, BounceType.SOFT
+    )
 
 
 @pytest.mark.parametrize(
@@ -174,7 +199,9 @@ def test_too_many_recipients_this_hour_overrides_5_1_1() -> None:
     ],
 )
 def test_spf_dkim_dmarc_failure_text_is_authfailure(text: str) -> None:
-    assert classify_failure("data", "550", "5.7.1", text) == Verdict("authfailure", "soft")
+    assert classify_failure("data", "550", "5.7.1", text) == Verdict(
+        Reason.AUTH_FAILURE, BounceType.SOFT
+    )
 
 
 @pytest.mark.parametrize(
@@ -187,7 +214,9 @@ def test_spf_dkim_dmarc_failure_text_is_authfailure(text: str) -> None:
     ],
 )
 def test_block_list_text_is_blocked(text: str) -> None:
-    assert classify_failure("rcpt", "554", "5.7.1", text) == Verdict("blocked", "soft")
+    assert classify_failure("rcpt", "554", "5.7.1", text) == Verdict(
+        Reason.BLOCKED, BounceType.SOFT
+    )
 
 
 @pytest.mark.parametrize(
@@ -200,7 +229,9 @@ def test_block_list_text_is_blocked(text: str) -> None:
     ],
 )
 def test_reverse_dns_text_is_requireptr(text: str) -> None:
-    assert classify_failure("", "550", "5.7.1", text) == Verdict("requireptr", "soft")
+    assert classify_failure("", "550", "5.7.1", text) == Verdict(
+        Reason.REQUIRE_PTR, BounceType.SOFT
+    )
 
 
 @pytest.mark.parametrize(
@@ -212,7 +243,9 @@ def test_reverse_dns_text_is_requireptr(text: str) -> None:
     ],
 )
 def test_spam_content_text_is_spamdetected(text: str) -> None:
-    assert classify_failure("data", "550", "5.7.1", text) == Verdict("spamdetected", "soft")
+    assert classify_failure("data", "550", "5.7.1", text) == Verdict(
+        Reason.SPAM_DETECTED, BounceType.SOFT
+    )
 
 
 @pytest.mark.parametrize(
@@ -225,42 +258,48 @@ def test_spam_content_text_is_spamdetected(text: str) -> None:
     ],
 )
 def test_disabled_account_text_is_suspend(text: str) -> None:
-    assert classify_failure("rcpt", "550", "5.2.1", text) == Verdict("suspend", "soft")
+    assert classify_failure("rcpt", "550", "5.2.1", text) == Verdict(
+        Reason.SUSPEND, BounceType.SOFT
+    )
 
 
 def test_policy_wording_overrides_an_auth_code_reused_for_policy() -> None:
     text = "554 5.7.9 Message not accepted for policy reasons."
-    assert classify_failure("data", "554", "5.7.9", text) == Verdict("policyviolation", "soft")
+    assert classify_failure("data", "554", "5.7.9", text) == Verdict(
+        Reason.POLICY_VIOLATION, BounceType.SOFT
+    )
 
 
 def test_relay_refusal_is_norelaying() -> None:
     text = "<neko@example.org>: Relay access denied"
-    assert classify_failure("rcpt", "554", "5.7.1", text) == Verdict("norelaying", "soft")
+    assert classify_failure("rcpt", "554", "5.7.1", text) == Verdict(
+        Reason.NO_RELAYING, BounceType.SOFT
+    )
 
 
 def test_expiry_text_overrides_the_status_of_the_last_attempt() -> None:
     text = "554 4.4.7 Message expired: unable to deliver in 840 minutes.<421 4.4.2 timed out>"
-    assert classify_failure("", "421", "4.4.2", text) == Verdict("expired", "soft")
+    assert classify_failure("", "421", "4.4.2", text) == Verdict(Reason.EXPIRED, BounceType.SOFT)
 
 
 def test_generic_4_4_7_yields_to_a_named_network_failure() -> None:
     text = "Deferred: Name server: example.jp.: host name lookup failure"
-    assert classify_failure("", "", "4.4.7", text) == Verdict("networkerror", "soft")
+    assert classify_failure("", "", "4.4.7", text) == Verdict(Reason.NETWORK_ERROR, BounceType.SOFT)
 
 
 def test_null_mx_text_is_notaccept_and_hard() -> None:
     text = "The domain example.org doesn't receive email according to the administrator: Null MX"
-    assert classify_failure("", "550", "5.0.0", text) == Verdict("notaccept", "hard")
+    assert classify_failure("", "550", "5.0.0", text) == Verdict(Reason.NOT_ACCEPT, BounceType.HARD)
 
 
 def test_refusing_mail_from_the_client_is_blocked_not_notaccept() -> None:
     text = "We do not accept mail from your network"
-    assert classify_failure("", "554", "", text) == Verdict("blocked", "soft")
+    assert classify_failure("", "554", "", text) == Verdict(Reason.BLOCKED, BounceType.SOFT)
 
 
 def test_sender_rejection_text_is_rejected_even_under_5_1_1() -> None:
     text = "<x@example.net>: Sender address rejected: User unknown in local recipient table"
-    assert classify_failure("", "550", "5.1.1", text) == Verdict("rejected", "soft")
+    assert classify_failure("", "550", "5.1.1", text) == Verdict(Reason.REJECTED, BounceType.SOFT)
 
 
 def test_first_row_wins_when_text_names_several_causes() -> None:
@@ -273,58 +312,68 @@ def test_first_row_wins_when_text_names_several_causes() -> None:
 
 def test_user_unknown_at_rcpt_is_a_hard_userunknown() -> None:
     text = "550 <neko@example.jp>... User unknown"
-    assert classify_failure("rcpt", "550", "", text) == Verdict("userunknown", "hard")
+    assert classify_failure("rcpt", "550", "", text) == Verdict(
+        Reason.USER_UNKNOWN, BounceType.HARD
+    )
 
 
 def test_user_unknown_at_rcpt_outranks_a_mailbox_disabled_status() -> None:
     text = "550 5.2.1 <neko@example.jp>... User Unknown"
-    assert classify_failure("rcpt", "550", "5.2.1", text) == Verdict("userunknown", "hard")
+    assert classify_failure("rcpt", "550", "5.2.1", text) == Verdict(
+        Reason.USER_UNKNOWN, BounceType.HARD
+    )
 
 
 def test_user_unknown_after_data_is_filtered() -> None:
     text = "550 Unknown user neko@example.jp"
-    assert classify_failure("data", "550", "5.0.0", text) == Verdict("filtered", "soft")
+    assert classify_failure("data", "550", "5.0.0", text) == Verdict(
+        Reason.FILTERED, BounceType.SOFT
+    )
 
 
 def test_user_unknown_under_a_policy_status_outside_rcpt_is_filtered() -> None:
     text = "550 5.7.1 <neko@example.jp>: Recipient address rejected: User unknown"
-    assert classify_failure("", "550", "5.7.1", text) == Verdict("filtered", "soft")
+    assert classify_failure("", "550", "5.7.1", text) == Verdict(Reason.FILTERED, BounceType.SOFT)
 
 
 def test_explicit_no_such_account_after_data_stays_userunknown() -> None:
     text = "554 delivery error: dd This user doesn't have a example.com account"
-    assert classify_failure("data", "554", "5.0.0", text) == Verdict("userunknown", "hard")
+    assert classify_failure("data", "554", "5.0.0", text) == Verdict(
+        Reason.USER_UNKNOWN, BounceType.HARD
+    )
 
 
 def test_directory_verdict_without_reply_code_is_userunknown() -> None:
     text = "User neko (neko@example.jp) not listed in Domino Directory"
-    assert classify_failure("", "", "", text) == Verdict("userunknown", "hard")
+    assert classify_failure("", "", "", text) == Verdict(Reason.USER_UNKNOWN, BounceType.HARD)
 
 
 def test_stage_is_read_from_the_text_when_the_webhook_has_none() -> None:
     at_rcpt = "host mx.example.jp said: 550 User unknown (in reply to RCPT TO command)"
     after_data = "host mx.example.jp said: 550 User unknown (in reply to end of DATA command)"
-    assert classify_failure("", "550", "", at_rcpt) == Verdict("userunknown", "hard")
-    assert classify_failure("", "550", "", after_data) == Verdict("filtered", "soft")
+    assert classify_failure("", "550", "", at_rcpt) == Verdict(Reason.USER_UNKNOWN, BounceType.HARD)
+    assert classify_failure("", "550", "", after_data) == Verdict(Reason.FILTERED, BounceType.SOFT)
 
 
 def test_temporary_user_unknown_is_not_a_hard_bounce() -> None:
     text = "Requested mail action not taken: mailbox unavailable"
-    assert classify_failure("rcpt", "450", "", text) == Verdict("onhold", "soft")
+    assert classify_failure("rcpt", "450", "", text) == Verdict(Reason.ON_HOLD, BounceType.SOFT)
 
 
 def test_bare_5xx_at_rcpt_is_not_taken_for_an_unknown_user() -> None:
-    assert classify_failure("rcpt", "550", "", "") == Verdict("undefined", "soft")
+    assert classify_failure("rcpt", "550", "", "") == Verdict(Reason.UNDEFINED, BounceType.SOFT)
 
 
 def test_bare_recipient_address_rejected_at_rcpt_is_userunknown() -> None:
     text = "550 <neko@example.jp>: Recipient address rejected."
-    assert classify_failure("rcpt", "550", "5.0.0", text) == Verdict("userunknown", "hard")
+    assert classify_failure("rcpt", "550", "5.0.0", text) == Verdict(
+        Reason.USER_UNKNOWN, BounceType.HARD
+    )
 
 
 def test_recipient_address_rejected_with_another_reason_is_not_userunknown() -> None:
     text = "550 <neko@example.jp>: Recipient address rejected: Access denied"
-    assert classify_failure("rcpt", "550", "", text) == Verdict("undefined", "soft")
+    assert classify_failure("rcpt", "550", "", text) == Verdict(Reason.UNDEFINED, BounceType.SOFT)
 
 
 # --- SMTP stage hints --------------------------------------------------------------------
@@ -332,38 +381,48 @@ def test_recipient_address_rejected_with_another_reason_is_not_userunknown() -> 
 
 @pytest.mark.parametrize(("state", "code"), [("connect", "554"), ("helo", "421"), ("helo", "501")])
 def test_refusal_before_mail_from_without_other_evidence_is_blocked(state: str, code: str) -> None:
-    assert classify_failure(state, code, "", "Access denied") == Verdict("blocked", "soft")
+    assert classify_failure(state, code, "", "Access denied") == Verdict(
+        Reason.BLOCKED, BounceType.SOFT
+    )
 
 
 def test_connection_failure_without_a_reply_is_not_blocked() -> None:
     verdict = classify_failure("connect", "", "", "connect to mx.example.jp: Connection timed out")
-    assert verdict == Verdict("expired", "soft")
+    assert verdict == Verdict(Reason.EXPIRED, BounceType.SOFT)
 
 
 def test_refusal_at_mail_from_is_rejected() -> None:
-    assert classify_failure("mail", "550", "5.7.1", "Access denied") == Verdict("rejected", "soft")
+    assert classify_failure("mail", "550", "5.7.1", "Access denied") == Verdict(
+        Reason.REJECTED, BounceType.SOFT
+    )
 
 
 def test_address_problem_at_mail_from_is_the_senders() -> None:
-    assert classify_failure("mail", "550", "5.1.1", "User unknown") == Verdict("rejected", "soft")
+    assert classify_failure("mail", "550", "5.1.1", "User unknown") == Verdict(
+        Reason.REJECTED, BounceType.SOFT
+    )
 
 
 def test_failure_at_starttls_is_failedstarttls() -> None:
-    assert classify_failure("starttls", "", "", "") == Verdict("failedstarttls", "soft")
+    assert classify_failure("starttls", "", "", "") == Verdict(
+        Reason.FAILED_STARTTLS, BounceType.SOFT
+    )
 
 
 def test_failure_at_auth_is_securityerror() -> None:
-    assert classify_failure("auth", "535", "", "") == Verdict("securityerror", "soft")
+    assert classify_failure("auth", "535", "", "") == Verdict(
+        Reason.SECURITY_ERROR, BounceType.SOFT
+    )
 
 
 def test_stage_outside_the_smtp_dialogue_is_ignored() -> None:
-    assert classify_failure("bounce", "554", "", "") == Verdict("undefined", "soft")
+    assert classify_failure("bounce", "554", "", "") == Verdict(Reason.UNDEFINED, BounceType.SOFT)
 
 
 def test_temporary_host_unknown_is_a_network_error() -> None:
     text = "DNS Error: Domain name not found: example.invalid"
-    assert classify_failure("", "", "4.0.0", text) == Verdict("networkerror", "soft")
-    assert classify_failure("", "550", "", text) == Verdict("hostunknown", "hard")
+    assert classify_failure("", "", "4.0.0", text) == Verdict(Reason.NETWORK_ERROR, BounceType.SOFT)
+    assert classify_failure("", "550", "", text) == Verdict(Reason.HOST_UNKNOWN, BounceType.HARD)
 
 
 # --- Text normalisation and size ---------------------------------------------------------
@@ -371,7 +430,7 @@ def test_temporary_host_unknown_is_a_network_error() -> None:
 
 @pytest.mark.parametrize("text", ["MAILBOX FULL", "MaIlBoX fUlL", "mailbox\n\t  full"])
 def test_wording_is_matched_in_any_case_and_spacing(text: str) -> None:
-    assert classify_failure("", "", "", text) == Verdict("mailboxfull", "soft")
+    assert classify_failure("", "", "", text) == Verdict(Reason.MAILBOX_FULL, BounceType.SOFT)
 
 
 def test_phrases_only_match_whole_words() -> None:
@@ -381,7 +440,7 @@ def test_phrases_only_match_whole_words() -> None:
 
 def test_curly_apostrophes_match_straight_ones() -> None:
     text = "This user doesn\u2019t have a example.com account"
-    assert classify_failure("", "", "", text) == Verdict("userunknown", "hard")
+    assert classify_failure("", "", "", text) == Verdict(Reason.USER_UNKNOWN, BounceType.HARD)
 
 
 def test_very_long_description_is_fast_and_correct() -> None:
@@ -391,7 +450,7 @@ def test_very_long_description_is_fast_and_correct() -> None:
     started = time.perf_counter()
     verdict = classify_failure("rcpt", "550", "5.1.1", text)
     elapsed = time.perf_counter() - started
-    assert verdict == Verdict("mailboxfull", "soft")
+    assert verdict == Verdict(Reason.MAILBOX_FULL, BounceType.SOFT)
     assert elapsed < 0.25
 
 
@@ -400,7 +459,7 @@ def test_repetitive_description_does_not_backtrack() -> None:
     started = time.perf_counter()
     verdict = classify_failure("rcpt", "550", "", text)
     elapsed = time.perf_counter() - started
-    assert verdict == Verdict("userunknown", "hard")
+    assert verdict == Verdict(Reason.USER_UNKNOWN, BounceType.HARD)
     assert elapsed < 0.25
 
 
@@ -428,11 +487,11 @@ def test_repetitive_description_does_not_backtrack() -> None:
 def test_bounce_type_follows_sisimais_rule(
     reason: str, code: str, extended: str, bounce_type: str
 ) -> None:
-    assert bounce_type_of(reason, code, extended) == bounce_type
+    assert bounce_type_of(Reason(reason), code, extended) == bounce_type
 
 
-@pytest.mark.parametrize("reason", sorted(set(REASONS) - HARD_REASONS - {"notaccept"}))
-def test_every_other_reason_is_soft_even_with_a_permanent_code(reason: str) -> None:
+@pytest.mark.parametrize("reason", sorted(set(Reason) - HARD_REASONS - {Reason.NOT_ACCEPT}))
+def test_every_other_reason_is_soft_even_with_a_permanent_code(reason: Reason) -> None:
     assert bounce_type_of(reason, "550", "5.0.0") == "soft"
 
 
@@ -441,12 +500,12 @@ def test_every_other_reason_is_soft_even_with_a_permanent_code(reason: str) -> N
 
 def test_local_delivery_program_failure_is_mailererror_even_under_5_1_1() -> None:
     text = "x-unix; /usr/bin/maildrop: exited with status 67"
-    assert classify_failure("", "", "5.1.1", text) == Verdict("mailererror", "soft")
+    assert classify_failure("", "", "5.1.1", text) == Verdict(Reason.MAILER_ERROR, BounceType.SOFT)
 
 
 def test_mailbox_full_wording_outranks_the_local_delivery_program() -> None:
     text = "x-unix; maildrop: maildir over quota."
-    assert classify_failure("", "", "5.2.2", text) == Verdict("mailboxfull", "soft")
+    assert classify_failure("", "", "5.2.2", text) == Verdict(Reason.MAILBOX_FULL, BounceType.SOFT)
 
 
 def test_google_groups_refusal_is_rejected_in_any_language() -> None:
@@ -454,14 +513,90 @@ def test_google_groups_refusal_is_rejected_in_any_language() -> None:
         "Der Beitrag wurde abgelehnt. Weitere Informationen: "
         "https://groups.google.com/support/bin/answer.py?answer=12345"
     )
-    assert classify_failure("", "550", "5.7.0", text) == Verdict("rejected", "soft")
+    assert classify_failure("", "550", "5.7.0", text) == Verdict(Reason.REJECTED, BounceType.SOFT)
 
 
 def test_delivery_aborted_after_a_time_is_expired() -> None:
     text = "Delivery to this recipient was aborted after 5.0 days of retrying."
-    assert classify_failure("", "", "4.4.7", text) == Verdict("expired", "soft")
+    assert classify_failure("", "", "4.4.7", text) == Verdict(Reason.EXPIRED, BounceType.SOFT)
 
 
 def test_check_that_the_address_is_correct_suggests_an_unknown_user() -> None:
     text = "Unable to deliver message. Please check that the e-mail address is correct."
-    assert classify_failure("rcpt", "550", "", text) == Verdict("userunknown", "hard")
+    assert classify_failure("rcpt", "550", "", text) == Verdict(
+        Reason.USER_UNKNOWN, BounceType.HARD
+    )
+
+
+# --- The order of evidence ----------------------------------------------------------------
+
+#: For each rung of the ladder, a failure that also carries the evidence of the rung below it:
+#: (state, code, status, text, the reason of the upper rung).
+OUTRANKS = [
+    pytest.param("", "250", "", "Mailbox full", Reason.DELIVERED, id="success>decisive"),
+    pytest.param("", "550", "5.1.1", "Mailbox full", Reason.MAILBOX_FULL, id="decisive>specific"),
+    pytest.param("helo", "550", "5.7.26", "", Reason.AUTH_FAILURE, id="specific>client"),
+    pytest.param("connect", "554", "", "Policy violation", Reason.BLOCKED, id="client>suggestive"),
+    pytest.param(
+        "mail", "550", "", "Policy violation", Reason.POLICY_VIOLATION, id="suggestive>sender"
+    ),
+    pytest.param("mail", "550", "5.7.1", "", Reason.REJECTED, id="sender>generic"),
+    pytest.param("", "421", "4.7.0", "", Reason.SECURITY_ERROR, id="generic>reply"),
+    pytest.param("", "452", "", "", Reason.SYSTEM_FULL, id="reply>nothing"),
+]
+
+
+@pytest.mark.parametrize(("state", "code", "extended", "text", "reason"), OUTRANKS)
+def test_each_kind_of_evidence_outranks_the_next(
+    state: str, code: str, extended: str, text: str, reason: Reason
+) -> None:
+    assert classify_failure(state, code, extended, text).reason is reason
+
+
+def test_the_precedence_table_lists_every_kind_of_evidence_once_in_order() -> None:
+    assert [rank.evidence for rank in PRECEDENCE] == [
+        Evidence.SUCCESS,
+        Evidence.DECISIVE_WORDING,
+        Evidence.SPECIFIC_STATUS,
+        Evidence.CLIENT_REFUSAL,
+        Evidence.SUGGESTIVE_WORDING,
+        Evidence.SENDER_REFUSAL,
+        Evidence.GENERIC_STATUS,
+        Evidence.REPLY_CODE,
+        Evidence.NO_EVIDENCE,
+    ]
+    assert all(rank.why and rank.example for rank in PRECEDENCE)
+    assert [adjustment.correction for adjustment in CORRECTIONS] == list(Correction)
+
+
+def test_the_precedence_table_renders_for_the_readme() -> None:
+    table = markdown()
+    for number, rank in enumerate(PRECEDENCE, start=1):
+        assert f"| {number} | {rank.evidence} | {rank.example} | {rank.why} |" in table
+    for adjustment in CORRECTIONS:
+        assert f"| {adjustment.correction} | {adjustment.when} |" in table
+
+
+def test_a_multi_line_reply_is_read_as_one_sentence() -> None:
+    text = "550-5.2.2 The user's mailbox is\n550 5.2.2 full"
+    assert classify_failure("rcpt", "550", "", text) == Verdict(
+        Reason.MAILBOX_FULL, BounceType.SOFT
+    )
+
+
+def test_the_mail_package_imports_nothing_from_the_web_side() -> None:
+    package = Path(exporter.mail.__file__).parent
+    for module in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            for name in names:
+                top = name.split(".")[0]
+                assert top not in {"aiohttp", "prometheus_client", "structlog"}, (module, name)
+                if top == "exporter":
+                    assert name.startswith("exporter.mail"), (module, name)

@@ -10,10 +10,10 @@ import structlog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exporter.charsets import CHARSETS, NOT_CHARSETS
 from exporter.diagnosis import diagnose
 from exporter.errors import Rejected
 from exporter.events import Kind, RecipientEvent
+from exporter.mail.charsets import CHARSETS, NOT_CHARSETS
 from exporter.payload import decode
 from exporter.webhook import parse_event, resolve_kind
 

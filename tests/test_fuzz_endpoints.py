@@ -437,10 +437,14 @@ AUTHORIZATIONS = st.one_of(
 SIGNATURE_VALUES = st.one_of(
     st.sampled_from(
         [
-            'keyId="one._domainkey.copernica.com",algorithm="rsa-sha256",headers="date",'
-            'signature="AAAA"',
-            'keyId="evil.example",headers="(request-target) host date x-copernica-id digest",'
-            'signature="AAAA"',
+            (
+                'keyId="one._domainkey.copernica.com",algorithm="rsa-sha256",headers="date",'
+                'signature="AAAA"'
+            ),
+            (
+                'keyId="evil.example",headers="(request-target) host date x-copernica-id digest",'
+                'signature="AAAA"'
+            ),
             "SHA-256=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
             "MD5=1B2M2Y8AsgTpgAmY7PhCfg==",
             "Sun, 06 Nov 1994 08:49:37 GMT",

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from exporter.catalog import METRICS, MetricType
-from exporter.classifier import REASONS
 from exporter.errors import ANSWERED_OK, REFUSED, UNANSWERED, UNAUTHENTICATED, Outcome
+from exporter.mail import Reason
 from monitoring import ALERTMANAGER_FILE, RULES_FILE, generated_files
 from monitoring.__main__ import main as generate
 from monitoring.config import Config, Severity, load
@@ -168,7 +168,7 @@ def test_rules_query_only_declared_metrics() -> None:
 
 
 def test_blocking_reasons_are_reasons_and_every_outcome_is_in_one_group() -> None:
-    assert set(Config().blocking_reasons) <= set(REASONS)
+    assert set(Config().blocking_reasons) <= {reason.value for reason in Reason}
     groups = (ANSWERED_OK, REFUSED, UNANSWERED)
     assert set().union(*groups) == set(Outcome)
     assert sum(len(group) for group in groups) == len(Outcome)

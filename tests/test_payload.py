@@ -10,8 +10,8 @@ from urllib.parse import quote_from_bytes
 
 import pytest
 
-from exporter.charsets import CHARSETS, NOT_CHARSETS
 from exporter.errors import Outcome, Rejected
+from exporter.mail.charsets import CHARSETS, NOT_CHARSETS
 from exporter.payload import (
     MAX_FIELDS,
     MAX_JSON_DEPTH,

@@ -10,8 +10,8 @@ from exporter.diagnosis import FEEDBACK_TYPES
 from exporter.domains import PROVIDER_DOMAINS
 from exporter.errors import CloseReason, KeyLookup, Outcome
 from exporter.events import Kind
+from exporter.mail.smtp import CODE_CLASSES, STATES, STATUS_CLASSES, STATUS_SUBJECTS
 from exporter.metrics import BOUNCE_VERDICTS, REQUEST_KINDS, VERDICTS
-from exporter.smtp import CODE_CLASSES, STATES, STATUS_CLASSES, STATUS_SUBJECTS
 
 
 def budget_formula(domains: int) -> tuple[int, int]:

