@@ -4,7 +4,9 @@ Agreement is measured against Sisimai's verdicts in ``bounces.jsonl``: the fract
 recipients we also find, and over those, how often the status, reason and hard/soft verdict
 agree. Speed is messages per second on one core, reading every message in turn.
 
-Run ``python -m benchmarks.bounces``; the tests call :func:`measure` and assert floors.
+Run ``python -m benchmarks.bounces``: it prints the corpus and, separately, its held-out
+``extra/`` set, each with agreement per family; the tests call :func:`measure` and assert
+floors on the corpus.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Final
 
 from benchmarks import corpus_dir
+from benchmarks.agreement import FamilyTally, family_lines, family_of, held_out, tally
 from exporter.mail import BounceFact, BounceType, read_bounce
 
 #: How long the speed measurement runs, and at most how many passes over the corpus it makes.
@@ -32,6 +35,8 @@ _SISIMAI_NO_RECIPIENT: Final = "@libsisimai.org.invalid"
 class BounceFigures:
     """Agreement with Sisimai (fractions of 1) and speed on the corpus."""
 
+    #: Which set: the corpus, or its held-out ``extra/``.
+    name: str
     messages: int
     #: Sisimai's recipients, and the fraction of them we found too.
     recipients: int
@@ -42,6 +47,8 @@ class BounceFigures:
     #: Over the recipients found: same reason, same hard/soft verdict.
     reason_agreement: float
     hard_soft_agreement: float
+    #: Per family, over the recipients found.
+    families: tuple[FamilyTally, ...]
     messages_per_second: float
 
 
@@ -53,7 +60,7 @@ class _Expected:
     hard: bool
 
 
-def _cases(corpus: Path) -> Iterator[tuple[bytes, list[_Expected]]]:
+def _cases(corpus: Path) -> Iterator[tuple[str, bytes, list[_Expected]]]:
     with (corpus / "bounces.jsonl").open(encoding="utf-8") as lines:
         for line in lines:
             row = json.loads(line)
@@ -61,7 +68,7 @@ def _cases(corpus: Path) -> Iterator[tuple[bytes, list[_Expected]]]:
                 _Expected(f["recipient"].lower(), f["status"], f["reason"], bool(f["hardbounce"]))
                 for f in row["facts"]
             ]
-            yield (corpus / row["file"]).read_bytes(), expected
+            yield row["file"], (corpus / row["file"]).read_bytes(), expected
 
 
 def _comparable_status(status: str) -> bool:
@@ -77,11 +84,14 @@ def _ours(facts: tuple[BounceFact, ...], recipient: str) -> BounceFact | None:
     return found.get(recipient)
 
 
-def measure(corpus: Path, seconds: float = SECONDS) -> BounceFigures:
+def measure(
+    corpus: Path, seconds: float = SECONDS, *, max_passes: int = MAX_PASSES, name: str = "corpus"
+) -> BounceFigures:
     """Read every corpus message, compare with Sisimai, then time repeated passes."""
     cases = list(_cases(corpus))
     recipients = found = statuses = status_agree = reason_agree = hard_agree = 0
-    for raw, expected in cases:
+    outcomes: list[tuple[str, bool, bool]] = []
+    for source, raw, expected in cases:
         facts = read_bounce(raw).facts
         for want in expected:
             recipients += 1
@@ -92,13 +102,16 @@ def measure(corpus: Path, seconds: float = SECONDS) -> BounceFigures:
             if want.status and _comparable_status(want.status):
                 statuses += 1
                 status_agree += fact.status == want.status
-            reason_agree += fact.reason == want.reason
-            hard_agree += (fact.bounce_type is BounceType.HARD) == want.hard
+            same_reason = fact.reason == want.reason
+            same_type = (fact.bounce_type is BounceType.HARD) == want.hard
+            reason_agree += same_reason
+            hard_agree += same_type
+            outcomes.append((family_of(source), same_reason, same_type))
 
-    raws = [raw for raw, _ in cases]
+    raws = [raw for _, raw, _ in cases]
     read = 0
     started = time.perf_counter()
-    for _ in range(MAX_PASSES):
+    for _ in range(max_passes):
         for raw in raws:
             read_bounce(raw)
         read += len(raws)
@@ -107,6 +120,7 @@ def measure(corpus: Path, seconds: float = SECONDS) -> BounceFigures:
     elapsed = time.perf_counter() - started
 
     return BounceFigures(
+        name=name,
         messages=len(cases),
         recipients=recipients,
         recipients_found=found / recipients if recipients else 0.0,
@@ -114,6 +128,7 @@ def measure(corpus: Path, seconds: float = SECONDS) -> BounceFigures:
         status_agreement=status_agree / statuses if statuses else 0.0,
         reason_agreement=reason_agree / found if found else 0.0,
         hard_soft_agreement=hard_agree / found if found else 0.0,
+        families=tally(outcomes),
         messages_per_second=read / elapsed if elapsed > 0 else 0.0,
     )
 
@@ -122,7 +137,10 @@ def report(figures: BounceFigures) -> str:
     """The figures as the README's benchmark section shows them."""
     return "\n".join(
         (
-            f"bounce corpus: {figures.messages} messages, {figures.recipients} recipients",
+            (
+                f"bounce reader on the {figures.name}: {figures.messages} messages, "
+                f"{figures.recipients} recipients"
+            ),
             f"  recipients found    {figures.recipients_found:7.1%}",
             (
                 f"  status agreement    {figures.status_agreement:7.1%}"
@@ -131,6 +149,8 @@ def report(figures: BounceFigures) -> str:
             f"  reason agreement    {figures.reason_agreement:7.1%}",
             f"  hard/soft agreement {figures.hard_soft_agreement:7.1%}",
             f"  speed               {figures.messages_per_second:7.0f} messages/s (one core)",
+            "  per family (over the recipients found)",
+            *family_lines(figures.families),
         )
     )
 
@@ -142,6 +162,9 @@ def main() -> int:
         print("bounce corpus not found (set SMTPETER_CORPUS); skipping the bounce benchmark")
         return 0
     print(report(measure(corpus)))
+    extra = held_out(corpus)
+    if extra is not None:
+        print(report(measure(extra, max_passes=1, name="held-out extra/")))
     return 0
 
 

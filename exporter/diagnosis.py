@@ -53,7 +53,9 @@ def diagnose(event: Event) -> Diagnosis:
     """A failure's verdict, or what a bounce or complaint message says; nothing for the rest."""
     match event:
         case FailureEvent():
-            verdict = classify_failure(event.state, event.code, event.extended, event.description)
+            verdict = classify_failure(
+                event.state, event.code, event.extended, event.description, domain=event.domain
+            )
             return Diagnosis(verdict=verdict)
         case BounceEvent() | AbuseEvent():
             return Diagnosis(report=_read_message(event.mime))

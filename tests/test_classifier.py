@@ -553,9 +553,34 @@ def test_each_kind_of_evidence_outranks_the_next(
     assert classify_failure(state, code, extended, text).reason is reason
 
 
+def test_a_provider_code_outranks_wording_and_status_but_not_success() -> None:
+    # Exchange Online's Directory-Based Edge Blocking: the recipient is not in the tenant.
+    text = "550 5.4.1 Recipient address rejected: Access denied. AS(201806281)"
+    microsoft = classify_failure("rcpt", "550", "5.4.1", text, domain="outlook.com")
+    assert microsoft == Verdict(Reason.USER_UNKNOWN, BounceType.HARD)
+    # Yahoo's TSS04 names the sender's reputation, whatever the temporary wording around it.
+    yahoo = "421 4.7.0 [TSS04] Messages from 192.0.2.1 temporarily deferred; try again later"
+    assert classify_failure("", "421", "4.7.0", yahoo, domain="yahoo.com").reason is (
+        Reason.BAD_REPUTATION
+    )
+    assert classify_failure("", "250", "", text, domain="outlook.com").reason is (Reason.DELIVERED)
+
+
+def test_a_scoped_provider_code_needs_the_provider() -> None:
+    # "TS01" alone could be anyone's; it is Yahoo's when the recipient or the host is.
+    text = "421 4.7.0 [TS01] Messages from 192.0.2.1 temporarily deferred"
+    assert classify_failure("", "421", "4.7.0", text, domain="example.org").reason is not (
+        Reason.BAD_REPUTATION
+    )
+    for scope in ({"domain": "yahoo.com"}, {"host": "mta7.am0.yahoodns.net"}):
+        verdict = classify_failure("", "421", "4.7.0", text, **scope)
+        assert verdict.reason is Reason.BAD_REPUTATION, scope
+
+
 def test_the_precedence_table_lists_every_kind_of_evidence_once_in_order() -> None:
     assert [rank.evidence for rank in PRECEDENCE] == [
         Evidence.SUCCESS,
+        Evidence.PROVIDER,
         Evidence.DECISIVE_WORDING,
         Evidence.SPECIFIC_STATUS,
         Evidence.CLIENT_REFUSAL,

@@ -15,6 +15,7 @@ from typing import Final, NamedTuple
 
 from exporter.mail.matcher import Matcher
 from exporter.mail.precedence import CORRECTIONS, PRECEDENCE, Correction, Evidence
+from exporter.mail.providers import RULES as PROVIDER_RULES
 from exporter.mail.rulebook import STATUS, WORDING
 from exporter.mail.smtp import EnhancedStatus, is_reply_code, parse_enhanced_status
 from exporter.mail.vocabulary import HARD_REASONS, BounceType, Reason
@@ -28,7 +29,12 @@ class Verdict:
     bounce_type: BounceType
 
 
-_MATCHER: Final = Matcher([(table.wins, table.rows()) for table in WORDING.tables])
+#: The wording tables and then the provider tables, found in one scan of the description.
+_MATCHER: Final = Matcher(
+    [(table.wins, table.rows()) for table in WORDING.tables] + PROVIDER_RULES.tables()
+)
+_WORDING_TABLES: Final = len(WORDING.tables)
+_PROVIDER_TABLES: Final = len(PROVIDER_RULES.tables())
 _DECISIVE: Final = tuple(Reason(value) for value in WORDING.decisive.order)
 _SUGGESTIVE: Final = tuple(Reason(value) for value in WORDING.suggestive.order)
 _STAGES: Final = WORDING.stage.order
@@ -48,6 +54,7 @@ _NOT_ADDRESS_SUBJECTS: Final = frozenset({"2", "3", "7"})
 #: the ladder: the place in that list of each rung of :data:`PRECEDENCE`, strongest first.
 _EVIDENCE: Final = (
     Evidence.SUCCESS,
+    Evidence.PROVIDER,
     Evidence.DECISIVE_WORDING,
     Evidence.SPECIFIC_STATUS,
     Evidence.CLIENT_REFUSAL,
@@ -123,37 +130,56 @@ def _client_refusal(stage: str, failure_class: str) -> Reason | None:
     return None
 
 
-def _address_at_mail_from(reason: Reason, stage: str, failure_class: str) -> Reason:
+def _address_at_mail_from(reason: Reason, stage: str, codes: _Codes) -> Reason:
     return Reason.REJECTED if reason in HARD_REASONS and stage == "mail" else reason
 
 
-def _temporary_host_unknown(reason: Reason, stage: str, failure_class: str) -> Reason:
-    temporary = reason is Reason.HOST_UNKNOWN and failure_class == "4"
+def _temporary_host_unknown(reason: Reason, stage: str, codes: _Codes) -> Reason:
+    temporary = reason is Reason.HOST_UNKNOWN and codes.failure_class == "4"
     return Reason.NETWORK_ERROR if temporary else reason
 
 
-_CORRECTORS: Final[Mapping[Correction, Callable[[Reason, str, str], Reason]]] = {
+def _answered_no_answer(reason: Reason, stage: str, codes: _Codes) -> Reason:
+    status = codes.status
+    no_answer = status is not None and status.subject == "4" and status.detail == "1"
+    refused = reason is Reason.EXPIRED and stage == "rcpt" and codes.failure_class == "5"
+    return Reason.USER_UNKNOWN if no_answer and refused else reason
+
+
+_CORRECTORS: Final[Mapping[Correction, Callable[[Reason, str, _Codes], Reason]]] = {
     Correction.ADDRESS_AT_MAIL_FROM: _address_at_mail_from,
     Correction.TEMPORARY_HOST_UNKNOWN: _temporary_host_unknown,
+    Correction.ANSWERED_NO_ANSWER: _answered_no_answer,
 }
 _CORRECTIONS: Final = tuple(_CORRECTORS[adjustment.correction] for adjustment in CORRECTIONS)
 
 
-def classify_failure(state: str, code: str, extended: str, description: str) -> Verdict:
+def classify_failure(
+    state: str, code: str, extended: str, description: str, *, domain: str = "", host: str = ""
+) -> Verdict:
     """Classify one failed delivery.
 
     ``state`` comes from :func:`exporter.mail.smtp.normalize_state` (``""`` when unknown),
     ``code`` is the SMTP reply code and ``extended`` the RFC 3463 status, either possibly
     empty, and ``description`` is the diagnostic text in any case and of any length.
+    ``domain`` (the recipient's) and ``host`` (the remote server's name), when known, let a
+    provider's documented code count where the code alone is ambiguous
+    (:mod:`exporter.mail.providers`).
     """
     codes = _read_codes(code, extended)
     failure_class = codes.failure_class
-    decisive, suggestive, stage_in_text = _MATCHER.find(description)
+    found = _MATCHER.find(description)
+    decisive, suggestive, stage_in_text = found[:_WORDING_TABLES]
+    in_providers = found[_WORDING_TABLES:]
+    provider = None
+    if in_providers.count(None) < _PROVIDER_TABLES:  # most replies name no provider's code
+        provider = PROVIDER_RULES.decide(in_providers, description, domain, host)
     stage = state if state in _SMTP_STAGES else ""
     if not stage and stage_in_text is not None:
         stage = _STAGES[stage_in_text]
     evidence = (  # what each kind of evidence says, in the order of _EVIDENCE
         codes.success,
+        None if provider is None else provider.reason,
         None if decisive is None else _DECISIVE[decisive],
         codes.specific,
         _client_refusal(stage, failure_class) if stage in _CLIENT_STAGES else None,
@@ -165,12 +191,12 @@ def classify_failure(state: str, code: str, extended: str, description: str) -> 
     )
     reason = Reason.UNDEFINED  # the last rung always answers
     for rung in _LADDER:
-        found = evidence[rung]
-        if found is not None:
-            reason = found
+        named = evidence[rung]
+        if named is not None:
+            reason = named
             break
     for correct in _CORRECTIONS:
-        reason = correct(reason, stage, failure_class)
+        reason = correct(reason, stage, codes)
     return _VERDICTS[reason, failure_class]
 
 

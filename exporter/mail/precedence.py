@@ -12,11 +12,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from exporter.mail.vocabulary import Reason
+
 
 class Evidence(StrEnum):
     """A kind of evidence about why a delivery failed."""
 
     SUCCESS = "success reply"
+    PROVIDER = "provider's documented reply"
     DECISIVE_WORDING = "decisive wording"
     SPECIFIC_STATUS = "specific status code"
     CLIENT_REFUSAL = "refusal before MAIL FROM"
@@ -42,6 +45,13 @@ PRECEDENCE: Final[tuple[Rank, ...]] = (
         Evidence.SUCCESS,
         "a 2xx reply, with no status or a 2.x.x one: `delivered`",
         "the server accepted the message, so nothing else can make it a failure",
+    ),
+    Rank(
+        Evidence.PROVIDER,
+        "Microsoft's `5.4.1 ... Access denied` for an outlook.com recipient, Yahoo's `[TSS04]`, "
+        "Gmail's `?p=DisabledUser` (providers.toml)",
+        "the provider that refused says in its own documentation what its code means, which "
+        "no generic reading of the same words or status can know",
     ),
     Rank(
         Evidence.DECISIVE_WORDING,
@@ -98,6 +108,7 @@ class Correction(StrEnum):
 
     ADDRESS_AT_MAIL_FROM = "address problem at MAIL FROM"
     TEMPORARY_HOST_UNKNOWN = "temporary unknown host"
+    ANSWERED_NO_ANSWER = '"no answer" in an answer at RCPT'
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +134,117 @@ CORRECTIONS: Final[tuple[Adjustment, ...]] = (
         "`networkerror`",
         "a host that is unknown only for now is a DNS failure, not a domain that is gone",
     ),
+    Adjustment(
+        Correction.ANSWERED_NO_ANSWER,
+        '`expired` read from status X.4.1 ("no answer from host") in a 5xx reply at RCPT',
+        "`userunknown`",
+        "the host did answer, refusing this recipient for good; Exchange Online sends "
+        "550 5.4.1 at RCPT for a recipient its tenant does not have (learn.microsoft.com, "
+        '"Fix error code 550 5.4.1 in Exchange Online")',
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """A conflict between two readings of one failure, how it is decided, and why."""
+
+    conflict: str
+    #: A failure showing it: state, reply code, enhanced status, text, recipient domain.
+    example: tuple[str, str, str, str, str]
+    winner: Reason
+    loser: Reason
+    #: Where the decision is made: a rung of :data:`PRECEDENCE`, a correction, a table order.
+    decided_by: str
+    why: str
+
+
+#: The conflicts between readings that a contributor is most likely to meet, each decided
+#: explicitly; ``tests/test_precedence.py`` classifies every example.
+RESOLUTIONS: Final[tuple[Resolution, ...]] = (
+    Resolution(
+        "a provider's documented code against generic wording or status",
+        ("rcpt", "550", "5.4.1", "Recipient address rejected: Access denied", "outlook.com"),
+        Reason.USER_UNKNOWN,
+        Reason.EXPIRED,
+        f"rung {Evidence.PROVIDER!s}",
+        "Microsoft documents these words at RCPT as a recipient missing from the tenant",
+    ),
+    Resolution(
+        "a 5.4.1 refusal at RCPT from a server that is not known to be Microsoft's",
+        ("rcpt", "550", "5.4.1", "Recipient address rejected", "example.org"),
+        Reason.USER_UNKNOWN,
+        Reason.EXPIRED,
+        f"correction {Correction.ANSWERED_NO_ANSWER!s}",
+        "a server that answers cannot mean that no host answered",
+    ),
+    Resolution(
+        "a rate limit imposed because of the sender's reputation",
+        ("", "421", "4.7.0", "Rate limited due to IP reputation", ""),
+        Reason.BAD_REPUTATION,
+        Reason.RATE_LIMITED,
+        f"rung {Evidence.PROVIDER!s} (Microsoft's published wording)",
+        "the limit is the consequence; the reputation is the cause the sender must fix",
+    ),
+    Resolution(
+        "wording that asks for SMTP authentication against DMARC's 5.7.26",
+        (
+            "",
+            "550",
+            "5.7.26",
+            "This message is unauthenticated: you must authenticate with SPF or DKIM",
+            "",
+        ),
+        Reason.AUTH_FAILURE,
+        Reason.SECURITY_ERROR,
+        f"rung {Evidence.SPECIFIC_STATUS!s} above the suggestive SMTP AUTH wording",
+        "5.7.26 (RFC 7372 registry, RFC 8601) names failed sender authentication; "
+        '"authenticate" alone may mean SMTP AUTH (RFC 4954) or SPF/DKIM',
+    ),
+    Resolution(
+        "an expiry that names the network failure behind it",
+        (
+            "",
+            "",
+            "4.4.7",
+            (
+                "retry timeout exceeded: connect to mx.example.net[192.0.2.1]:25: "
+                "Connection timed out"
+            ),
+            "",
+        ),
+        Reason.NETWORK_ERROR,
+        Reason.EXPIRED,
+        "wording.toml: network wording above expiry wording",
+        "the expiry only says the retries ran out; the network failure says why",
+    ),
+    Resolution(
+        "a DNS lookup that failed for now against an unknown host",
+        (
+            "",
+            "550",
+            "5.0.0",
+            (
+                "Host or domain name not found. Name service error for name=example.com "
+                "type=MX: Host not found, try again"
+            ),
+            "",
+        ),
+        Reason.NETWORK_ERROR,
+        Reason.HOST_UNKNOWN,
+        "wording.toml: Postfix's TRY_AGAIN text above unknown-host wording",
+        'Postfix writes "Host not found, try again" for a DNS server failure '
+        "(TRY_AGAIN), not for a domain that does not exist",
+    ),
+    Resolution(
+        "a temporary failure whose text names no known cause",
+        ("data", "451", "", "Please come back later", ""),
+        Reason.ON_HOLD,
+        Reason.UNDEFINED,
+        f"rung {Evidence.NO_EVIDENCE!s}",
+        "a 4xx reply says the server expects the delivery to succeed later; `undefined` "
+        "is kept for failures that say nothing at all",
+    ),
 )
 
 
@@ -138,4 +260,21 @@ def markdown() -> str:
     ]
     lines += ["", "| correction | when | becomes | why |", "| --- | --- | --- | --- |"]
     lines += [f"| {a.correction} | {a.when} | {a.becomes} | {a.why} |" for a in CORRECTIONS]
+    lines += [
+        "",
+        "| conflict | example | wins | over | decided by | why |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| {r.conflict} | `{_example(r.example)}` | `{r.winner}` | `{r.loser}` "
+        f"| {r.decided_by} | {r.why} |"
+        for r in RESOLUTIONS
+    ]
     return "\n".join(lines)
+
+
+def _example(example: tuple[str, str, str, str, str]) -> str:
+    state, code, status, text, domain = example
+    parts = [f"state={state}" if state else "", code, status, text.replace("|", "\\|")]
+    line = " ".join(part for part in parts if part)
+    return f"{line} (to {domain})" if domain else line

@@ -9,26 +9,27 @@ before the generic lexicon. When a reply matches several rows, the row written f
 file decides; a ``scoped`` row counts only when the recipient domain, the remote host or a
 host name or marker in the reply shows the failure is its provider's.
 
-A reply is read lowercased; between the words of a token any whitespace matches, as does the
-code a multi-line reply repeats on each line, and either apostrophe.
+A reply is read as the wording tables are (:func:`exporter.mail.matcher.normalize`):
+lowercased, whitespace folded, a multi-line reply unwrapped, either apostrophe.
 
 The rows are data, in ``rules/providers.toml`` (its header documents the schema), loaded and
 checked once at import: a row that cannot be used stops the import with its provider and row
-named. All tokens share one regular expression that finds, in a single scan, every place where
-a row may match; a reply without any is rejected there, and only those places are then looked
-at row by row.
+named. The classifier matches them in the same single scan of the reply as its wording
+(:meth:`ProviderRules.tables`), so knowing the providers costs a failure without any of their
+tokens almost nothing.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import chain
 from pathlib import Path
 from typing import Final
 
+from exporter.mail.matcher import Matcher, Table, Wins
+from exporter.mail.patterns import scan_groups
 from exporter.mail.vocabulary import Reason
 
 #: The rule file shipped with the package.
@@ -45,7 +46,6 @@ _ESCAPE: Final = re.compile(r"\\.")
 _REASONS: Final = frozenset(reason.value for reason in Reason)
 # A token or pattern matches only where a word starts, and a token ending in a letter or
 # digit only where its last word ends: "ts01" is not found inside "posts01".
-_WORD_START: Final = "[^a-z0-9_]"
 _WORD_END: Final = "(?![a-z0-9_])"
 
 
@@ -80,8 +80,8 @@ class ProviderRow:
     source: str
     #: Counts only when the failure is shown to be the provider's (see ``ProviderTable``).
     scoped: bool
-    #: The row alone, matched at a word start by ``ProviderRules``.
-    regex: re.Pattern[str]
+    #: The row as a regular expression for :class:`~exporter.mail.matcher.Matcher`.
+    expression: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,44 +97,77 @@ class ProviderTable:
     signs: re.Pattern[str] | None
 
     def owns(self, text: str, domain: str, host: str) -> bool:
-        """Whether the failure is this provider's: by recipient domain, remote host or reply."""
-        if domain in self.domains:
+        """Whether the failure is this provider's: by recipient domain, remote host or reply.
+
+        Asked only when one of its scoped rows matched, so the names are cleaned up here.
+        """
+        if domain.strip().rstrip(".").lower() in self.domains:
             return True
+        host = host.strip().strip("[]").rstrip(".").lower()
         if host and any(host == suffix or host.endswith("." + suffix) for suffix in self.hosts):
             return True
-        return self.signs is not None and self.signs.search(text) is not None
+        return self.signs is not None and self.signs.search(text.lower()) is not None
+
+
+def _scoped_rows(rows: Sequence[ProviderRow], provider: str) -> tuple[int, ...]:
+    return tuple(i for i, row in enumerate(rows) if row.scoped and row.provider == provider)
 
 
 class ProviderRules:
-    """Provider tables compiled for matching; build them with :func:`load_rules`."""
+    """Provider tables compiled for matching; build them with :func:`load_rules`.
 
-    __slots__ = ("_candidates", "_patterns", "_starts", "_tables", "providers", "rows")
+    The rows are matched by :class:`exporter.mail.matcher.Matcher`, as wording tables: one
+    table of every row that needs no scope, then one per provider of its scoped rows, so
+    that the classifier can find provider rows and wording in one scan of the reply
+    (:meth:`tables`) and then ask which row counts (:meth:`decide`).
+    """
+
+    __slots__ = ("_groups", "_matcher", "providers", "rows")
 
     def __init__(self, providers: tuple[ProviderTable, ...]) -> None:
         self.providers = providers
-        self._tables = {table.name: table for table in providers}
         #: Every row of every table, in file order: the order in which rows win.
         self.rows: tuple[ProviderRow, ...] = tuple(row for p in providers for row in p.rows)
-        trie = _Trie()
-        patterns: list[str] = []
-        pattern_rows: list[int] = []
-        by_first: dict[str, list[int]] = {}
-        for index, row in enumerate(self.rows):
-            if row.is_pattern:
-                patterns.append(row.regex.pattern)
-                pattern_rows.append(index)
-            else:
-                trie.add(row.token, _WORD_END if row.token[-1].isalnum() else "")
-                by_first.setdefault(row.token[0], []).append(index)
-        self._patterns = tuple(pattern_rows)
-        # The rows that can match where a word starts with a given character, in file order.
-        self._candidates = {
-            char: tuple(sorted([*indices, *pattern_rows])) for char, indices in by_first.items()
-        }
-        branches = ([trie.render()] if trie.children else []) + patterns
-        # Every word start where some row matches, found in one scan: the tokens share their
-        # prefixes, so a reply without any of them is rejected at the first letter of a word.
-        self._starts = re.compile(_WORD_START + "(?=" + "|".join(branches or ["(?!)"]) + ")")
+        unscoped = tuple(index for index, row in enumerate(self.rows) if not row.scoped)
+        #: Per matcher table: the provider whose scope it needs (``None``: no scope), and the
+        #: index in :attr:`rows` of each of its rows.
+        self._groups: tuple[tuple[ProviderTable | None, tuple[int, ...]], ...] = (
+            (None, unscoped),
+            *(
+                (table, scoped)
+                for table in providers
+                if (scoped := _scoped_rows(self.rows, table.name))
+            ),
+        )
+        self._matcher = Matcher(self.tables())
+
+    def tables(self) -> list[Table]:
+        """The rows as :class:`~exporter.mail.matcher.Matcher` tables, for :meth:`decide`."""
+        return [
+            (Wins.FIRST_IN_ORDER, [[self.rows[index].expression] for index in indices])
+            for _, indices in self._groups
+        ]
+
+    def decide(
+        self, found: Sequence[int | None], text: str, domain: str, host: str
+    ) -> ProviderVerdict | None:
+        """The row that counts, given what a matcher of :meth:`tables` found in ``text``.
+
+        Of the rows found, the first in file order whose scope holds: the first row of each
+        table is all that can win, since the rows of one table share their scope.
+        """
+        best: ProviderRow | None = None
+        best_index = len(self.rows)
+        for (table, indices), row in zip(self._groups, found, strict=True):
+            if row is None or indices[row] >= best_index:
+                continue
+            if table is not None and not table.owns(text, domain, host):
+                continue
+            best_index = indices[row]
+            best = self.rows[best_index]
+        if best is None:
+            return None
+        return ProviderVerdict(best.reason, best.provider, best.token, best.source)
 
     def reason(self, text: str, domain: str = "", host: str = "") -> ProviderVerdict | None:
         """The documented reason a reply names, or ``None`` when no provider row applies.
@@ -142,85 +175,7 @@ class ProviderRules:
         ``domain`` is the recipient's domain and ``host`` the remote host name, either
         possibly empty; they only decide whether a ``scoped`` row counts.
         """
-        normalized = _normalize(text)
-        starts = self._starts.finditer(normalized)
-        first = next(starts, None)
-        if first is None:
-            return None
-        domain = domain.strip().rstrip(".").lower()
-        host = host.strip().strip("[]").rstrip(".").lower()
-        owned: dict[str, bool] = {}
-        best: ProviderRow | None = None
-        best_index = len(self.rows)
-        for match in chain((first,), starts):
-            position = match.end()
-            for index in self._candidates.get(normalized[position], self._patterns):
-                if index >= best_index:
-                    break
-                row = self.rows[index]
-                if row.regex.match(normalized, position) is None:
-                    continue
-                if row.scoped and not self._owns(row.provider, normalized, domain, host, owned):
-                    continue
-                best, best_index = row, index
-                break
-        if best is None:
-            return None
-        return ProviderVerdict(best.reason, best.provider, best.token, best.source)
-
-    def _owns(self, name: str, text: str, domain: str, host: str, owned: dict[str, bool]) -> bool:
-        if name not in owned:
-            owned[name] = self._tables[name].owns(text, domain, host)
-        return owned[name]
-
-
-class _Trie:
-    """Tokens filed under their characters, rendered as one regular expression."""
-
-    __slots__ = ("children", "end")
-
-    def __init__(self) -> None:
-        self.children: dict[str, _Trie] = {}
-        self.end: str | None = None
-
-    def add(self, token: str, end: str) -> None:
-        node = self
-        for char in token:
-            node = node.children.setdefault(char, _Trie())
-        node.end = end
-
-    def render(self) -> str:
-        branches = [
-            _literal(char) + child.render() for char, child in sorted(self.children.items())
-        ]
-        if self.end is not None:
-            branches.append(self.end)
-        if len(branches) == 1:
-            return branches[0]
-        return "(?:" + "|".join(branches) + ")"
-
-
-# --- Reading the reply -----------------------------------------------------------------------
-
-# Between two words of a token: any run of whitespace, and the code a multi-line reply
-# (RFC 5321 section 4.2.1) repeats at the start of each line ("does\n550-5.1.1 not exist").
-_GAP: Final = r"\s+(?:[245]\d\d[- ](?:[245]\.\d{1,3}\.\d{1,3}\s+)?)?"
-# Replies write the apostrophe as U+0027 or as U+2019 (right single quotation mark).
-_APOSTROPHE: Final = "['\\u2019]"
-
-
-def _literal(char: str) -> str:
-    """A character of a token as it is matched."""
-    if char == " ":
-        return _GAP
-    if char == "'":
-        return _APOSTROPHE
-    return re.escape(char)
-
-
-def _normalize(text: str) -> str:
-    """The reply in lowercase; the leading space lets a token start the text."""
-    return " " + text.lower()
+        return self.decide(self._matcher.find(text), text, domain, host)
 
 
 # --- Loading ---------------------------------------------------------------------------------
@@ -291,10 +246,11 @@ def _row(where: str, provider: str, number: int, data: object, seen: dict[str, s
     if key in seen:
         raise ProviderRuleError(f"{where}: {token!r} is already {seen[key]}")
     seen[key] = where
-    if is_pattern:
-        fragment = "(?:" + token.replace(" ", _GAP).replace("'", _APOSTROPHE) + ")" + _WORD_END
-    else:
-        fragment = "".join(map(_literal, token)) + (_WORD_END if token[-1].isalnum() else "")
+    # The matcher reads replies lowercased, with whitespace folded, a multi-line reply
+    # unwrapped and either apostrophe as a straight one; it finds a row where a word starts.
+    expression = token if is_pattern else re.escape(token)
+    if is_pattern or token[-1].isalnum():
+        expression += _WORD_END
     return ProviderRow(
         provider=provider,
         number=number,
@@ -304,7 +260,7 @@ def _row(where: str, provider: str, number: int, data: object, seen: dict[str, s
         meaning=meaning,
         source=source,
         scoped=scoped,
-        regex=re.compile(fragment),
+        expression=expression,
     )
 
 
@@ -365,6 +321,8 @@ def _pattern(where: str, value: object, why: object) -> str:
         compiled = re.compile(value)
     except re.error as exc:
         raise ProviderRuleError(f"{where}: pattern {value!r} does not compile: {exc}") from exc
+    if scan_groups(f"({value})")[1]:
+        raise ProviderRuleError(f"{where}: pattern {value!r} has a top-level `|`: use (?:a|b)")
     if compiled.groups:
         raise ProviderRuleError(f"{where}: pattern {value!r} has a capturing group: use (?:...)")
     if compiled.fullmatch(""):
