@@ -6,6 +6,8 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from exporter.mail.precedence import markdown
+from exporter.mail.vocabulary import REASON_MEANINGS
 from exporter.metrics import Metrics
 from exporter.settings import OPTIONS
 from monitoring import dashboards
@@ -39,3 +41,15 @@ def test_every_alert_recording_rule_and_panel_is_documented() -> None:
     for dashboard in (dashboards.overview(config), dashboards.health(config)):
         for title, _ in dashboards.panel_queries(dashboard):
             assert f"| {title} |" in README, title
+
+
+def test_every_reason_is_in_the_reasons_table_with_its_meaning() -> None:
+    for reason, meaning in REASON_MEANINGS.items():
+        assert f"| `{reason}` | {meaning} |" in README, reason
+
+
+def test_the_precedence_tables_are_the_generated_ones() -> None:
+    begin = "<!-- precedence: generated from exporter/mail/precedence.py by markdown() -->\n"
+    start = README.index(begin) + len(begin)
+    end = README.index("\n<!-- /precedence -->", start)
+    assert README[start:end] == markdown(), "paste `python -m exporter.mail.precedence`"

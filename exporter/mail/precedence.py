@@ -167,7 +167,7 @@ RESOLUTIONS: Final[tuple[Resolution, ...]] = (
         ("rcpt", "550", "5.4.1", "Recipient address rejected: Access denied", "outlook.com"),
         Reason.USER_UNKNOWN,
         Reason.EXPIRED,
-        f"rung {Evidence.PROVIDER!s}",
+        f"rung: {Evidence.PROVIDER!s}",
         "Microsoft documents these words at RCPT as a recipient missing from the tenant",
     ),
     Resolution(
@@ -175,7 +175,7 @@ RESOLUTIONS: Final[tuple[Resolution, ...]] = (
         ("rcpt", "550", "5.4.1", "Recipient address rejected", "example.org"),
         Reason.USER_UNKNOWN,
         Reason.EXPIRED,
-        f"correction {Correction.ANSWERED_NO_ANSWER!s}",
+        f"correction: {Correction.ANSWERED_NO_ANSWER!s}",
         "a server that answers cannot mean that no host answered",
     ),
     Resolution(
@@ -183,7 +183,7 @@ RESOLUTIONS: Final[tuple[Resolution, ...]] = (
         ("", "421", "4.7.0", "Rate limited due to IP reputation", ""),
         Reason.BAD_REPUTATION,
         Reason.RATE_LIMITED,
-        f"rung {Evidence.PROVIDER!s} (Microsoft's published wording)",
+        f"rung: {Evidence.PROVIDER!s} (Microsoft's published wording)",
         "the limit is the consequence; the reputation is the cause the sender must fix",
     ),
     Resolution(
@@ -197,7 +197,7 @@ RESOLUTIONS: Final[tuple[Resolution, ...]] = (
         ),
         Reason.AUTH_FAILURE,
         Reason.SECURITY_ERROR,
-        f"rung {Evidence.SPECIFIC_STATUS!s} above the suggestive SMTP AUTH wording",
+        f"rung: {Evidence.SPECIFIC_STATUS!s} above the suggestive SMTP AUTH wording",
         "5.7.26 (RFC 7372 registry, RFC 8601) names failed sender authentication; "
         '"authenticate" alone may mean SMTP AUTH (RFC 4954) or SPF/DKIM',
     ),
@@ -241,7 +241,7 @@ RESOLUTIONS: Final[tuple[Resolution, ...]] = (
         ("data", "451", "", "Please come back later", ""),
         Reason.ON_HOLD,
         Reason.UNDEFINED,
-        f"rung {Evidence.NO_EVIDENCE!s}",
+        f"rung: {Evidence.NO_EVIDENCE!s}",
         "a 4xx reply says the server expects the delivery to succeed later; `undefined` "
         "is kept for failures that say nothing at all",
     ),
@@ -278,3 +278,7 @@ def _example(example: tuple[str, str, str, str, str]) -> str:
     parts = [f"state={state}" if state else "", code, status, text.replace("|", "\\|")]
     line = " ".join(part for part in parts if part)
     return f"{line} (to {domain})" if domain else line
+
+
+if __name__ == "__main__":  # the README's tables: python -m exporter.mail.precedence
+    print(markdown())
