@@ -347,6 +347,116 @@ _DOCUMENTED = [
         Reason.RATE_LIMITED,
     ),
     (
+        (
+            "550-5.7.28 There is an unusual rate of unsolicited email originating from your IP"
+            " address. To protect our users from spam, email sent from your IP address has been"
+            " blocked. - gsmtp"
+        ),
+        "gmail.com",
+        "",
+        "google",
+        Reason.BLOCKED,
+    ),
+    (
+        (
+            "421-4.7.28 Gmail has detected an unusual rate of email originating from your IP"
+            " address 192.0.2.1. To protect our users from spam, email sent from your IP address"
+            " has been temporarily rate limited. - gsmtp"
+        ),
+        "gmail.com",
+        "",
+        "google",
+        Reason.RATE_LIMITED,
+    ),
+    (
+        (
+            "550-5.7.30 This message was blocked because it didn't pass DKIM authentication. Gmail"
+            " requires bulk email senders to authenticate their email with DKIM. - gsmtp"
+        ),
+        "gmail.com",
+        "",
+        "google",
+        Reason.AUTH_FAILURE,
+    ),
+    (
+        "421-4.7.29 Your email has been rate limited because you're not using a TLS connection.",
+        "gmail.com",
+        "",
+        "google",
+        Reason.FAILED_STARTTLS,
+    ),
+    (
+        (
+            "552-5.3.4 Your message exceeded Google's message header size limits. To view our"
+            " header size guidelines, go to Gmail message header limits. - gsmtp"
+        ),
+        "googlemail.com",
+        "",
+        "google",
+        Reason.EMAIL_TOO_LARGE,
+    ),
+    (
+        (
+            "553-5.1.3 The recipient address <jane@@example.com> is not a valid RFC 5321"
+            " address. - gsmtp"
+        ),
+        "example.com",
+        "aspmx.l.google.com",
+        "google",
+        Reason.USER_UNKNOWN,
+    ),
+    (
+        "554 5.4.6 Message exceeded 50 hops, this may indicate an email loop. - gsmtp",
+        "workspace-customer.example",
+        "",
+        "google",
+        Reason.NETWORK_ERROR,
+    ),
+    (
+        (
+            "550-5.7.0 Email relay denied 192.0.2.1. Invalid credentials for relay for one of the"
+            " domains in: shop.example (as obtained from HELO and MAIL FROM). - gsmtp"
+        ),
+        "example.net",
+        "smtp-relay.gmail.com",
+        "google",
+        Reason.NO_RELAYING,
+    ),
+    (
+        "550 5.7.1 This email has been rate limited. For more information, go to Limits. - gsmtp",
+        "gmail.com",
+        "",
+        "google",
+        Reason.RATE_LIMITED,
+    ),
+    (
+        (
+            "550-5.1.1 The email account that you tried to reach does not exist. Please try"
+            " 550-5.1.1 double-checking the recipient's email address for typos or 550-5.1.1"
+            " unnecessary spaces. Learn more at 550 5.1.1"
+            " https://support.google.com/mail/?p=NoSuchUser a1si2 - gsmtp"
+        ),
+        "gmail.com",
+        "",
+        "google",
+        Reason.USER_UNKNOWN,
+    ),
+    (
+        # Only the first line of a wrapped reply survives in some DSNs; the link still tells.
+        "550 5.7.1 https://support.google.com/mail/?p=UnsolicitedMessageError - gsmtp",
+        "gmail.com",
+        "",
+        "google",
+        Reason.SPAM_DETECTED,
+    ),
+    (
+        "452 4.2.2 https://support.google.com/mail/?p=OverQuotaTemp b7si1 - gsmtp",
+        "gmail.com",
+        "",
+        "google",
+        Reason.MAILBOX_FULL,
+    ),
+    (
         "550 5.7.1 This message violates example.com email policy. - gcdp <abc> - gsmtp",
         "example.com",
         "",
@@ -408,6 +518,161 @@ _DOCUMENTED = [
         "microsoft",
         Reason.AUTH_FAILURE,
     ),
+    (
+        ("550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup"),
+        "contoso.example",
+        "contoso-example.mail.protection.outlook.com",
+        "microsoft",
+        Reason.USER_UNKNOWN,
+    ),
+    (
+        "Remote Server returned '550 5.1.1 RESOLVER.ADR.RecipNotFound; not found'",
+        "fabrikam.example",
+        "",
+        "microsoft",
+        Reason.USER_UNKNOWN,
+    ),
+    (
+        "550 5.5.0 Requested action not taken: mailbox unavailable. [BN1NAM02FT012.eop-nam02]",
+        "outlook.com",
+        "",
+        "microsoft",
+        Reason.USER_UNKNOWN,
+    ),
+    (
+        (
+            "550 5.7.708 Service unavailable. Access denied, traffic not accepted from this IP."
+            " For more information please go to http://go.microsoft.com/fwlink/?LinkId=526653"
+        ),
+        "example.org",
+        "",
+        "microsoft",
+        Reason.BAD_REPUTATION,
+    ),
+    (
+        "550 5.7.750 Service unavailable. Client blocked from sending from unregistered domains",
+        "example.org",
+        "",
+        "microsoft",
+        Reason.REJECTED,
+    ),
+    (
+        "550 5.7.511 Access denied, banned sender[192.0.2.7]. To request removal from this list",
+        "contoso.example",
+        "",
+        "microsoft",
+        Reason.BLOCKED,
+    ),
+    (
+        "550 5.7.606 Access denied, banned sending IP [192.0.2.7]. To request removal from it",
+        "contoso.example",
+        "",
+        "microsoft",
+        Reason.BLOCKED,
+    ),
+    (
+        "550 5.2.2 Submission quota exceeded",
+        "contoso.example",
+        "",
+        "microsoft",
+        Reason.RATE_LIMITED,
+    ),
+    (
+        "554 5.4.14 Hop count exceeded - possible mail loop ATTR34",
+        "contoso.example",
+        "",
+        "microsoft",
+        Reason.NETWORK_ERROR,
+    ),
+    (
+        "550 5.7.134 Sender was not authenticated for mailbox",
+        "contoso.example",
+        "",
+        "microsoft",
+        Reason.FILTERED,
+    ),
+    (
+        (
+            "550 5.7.133 RESOLVER.RST.SenderNotAuthenticatedForGroup; Sender not authenticated"
+            " for group"
+        ),
+        "contoso.example",
+        "",
+        "microsoft",
+        Reason.REJECTED,
+    ),
+    (
+        (
+            "550 5.7.509 Access denied, sending domain shop.example does not pass DMARC"
+            " verification and has a DMARC policy of reject."
+        ),
+        "contoso.example",
+        "",
+        "microsoft",
+        Reason.AUTH_FAILURE,
+    ),
+    (
+        "550 5.7.512 Access denied, message must be RFC 5322 section 3.6.2 compliant",
+        "contoso.example",
+        "",
+        "microsoft",
+        Reason.NOT_COMPLIANT_RFC,
+    ),
+    (
+        (
+            "550 5.7.25 Access denied, the sending IPv6 address [2001:db8::1] must have a reverse"
+            " DNS record"
+        ),
+        "contoso.example",
+        "",
+        "microsoft",
+        Reason.REQUIRE_PTR,
+    ),
+    (
+        "530 5.7.57 Client was not authenticated to send anonymous mail during MAIL FROM",
+        "example.org",
+        "smtp.office365.com",
+        "microsoft",
+        Reason.SECURITY_ERROR,
+    ),
+    (
+        "550 5.7.64 TenantAttribution; Relay Access Denied",
+        "example.org",
+        "",
+        "microsoft",
+        Reason.NO_RELAYING,
+    ),
+    (
+        (
+            "451 4.7.321 starttls-not-supported: Destination mail server must support TLS to"
+            " receive mail."
+        ),
+        "example.org",
+        "",
+        "microsoft",
+        Reason.FAILED_STARTTLS,
+    ),
+    (
+        "550 5.0.350 Requested action not taken: policy violation detected (AS345)",
+        "contoso.example",
+        "",
+        "microsoft",
+        Reason.POLICY_VIOLATION,
+    ),
+    (
+        "550 5.0.350 x-dg-ref header is too long",
+        "contoso.example",
+        "",
+        "microsoft",
+        Reason.CONTENT_ERROR,
+    ),
+    (
+        "550 Command rejected due to Sender ID validation failure",
+        "hotmail.com",
+        "",
+        "microsoft",
+        Reason.AUTH_FAILURE,
+    ),
     # Yahoo
     (
         (
@@ -447,6 +712,21 @@ _DOCUMENTED = [
         "yahoo",
         Reason.REJECTED,
     ),
+    # AOL, whose mail Yahoo now receives
+    (
+        "554 5.7.1 : (RLY:B1) http://postmaster.info.aol.com/errors/554rlyb1.html",
+        "aol.com",
+        "",
+        "yahoo",
+        Reason.BLOCKED,
+    ),
+    (
+        "554 5.7.1 : (HVU:B1) http://postmaster.info.aol.com/errors/554hvub1.html",
+        "example.org",
+        "",
+        "yahoo",
+        Reason.SPAM_DETECTED,
+    ),
     # Comcast
     (
         (
@@ -464,6 +744,16 @@ _DOCUMENTED = [
         "",
         "comcast",
         Reason.RATE_LIMITED,
+    ),
+    (
+        (
+            "550 5.7.1 resimta-h1p-02.sys.comcast.net comcast 192.0.2.3 found on one or more"
+            " DNSBLs, see http://postmaster.comcast.net/smtp-error-codes.php#BL006"
+        ),
+        "comcast.net",
+        "",
+        "comcast",
+        Reason.BLOCKED,
     ),
     # Cox
     (
@@ -505,6 +795,13 @@ _DOCUMENTED = [
         "",
         "yandex",
         Reason.SUSPEND,
+    ),
+    (
+        "552 5.2.2 Mailbox size limit exceeded",
+        "yandex.ru",
+        "",
+        "yandex",
+        Reason.MAILBOX_FULL,
     ),
     # Facebook
     (
@@ -611,6 +908,16 @@ def test_verdict_names_the_token_and_its_source() -> None:
         ("421 server busy IB101", "example.org", ""),
         ("550 5.7.515 denied", "example.org", ""),
         ("550 rejected by a gcdp rule", "example.org", ""),
+        # RFC 5321's words, which Microsoft gives 5.5.0 only for its consumer domains.
+        ("550 5.5.0 Requested action not taken: mailbox unavailable", "example.org", ""),
+        # Submission servers write these words for a missing SMTP AUTH.
+        ("530 5.7.0 Sender was not authenticated", "example.org", "mx.example.org"),
+        ("550 5.7.1 This email has been rate limited.", "example.org", ""),
+        ("554 5.7.1 (RLY:B1) blocked", "example.org", ""),
+        ("554 5.7.1 (RTR:DU) blocked", "example.net", "mx.example.net"),
+        ("554 5.7.1 (HVU:B1) blocked", "example.org", ""),
+        ("550 blocked BL006", "example.org", ""),
+        ("552 Mailbox size limit exceeded", "example.org", ""),
     ],
 )
 def test_scoped_token_does_not_fire_for_other_providers(text: str, domain: str, host: str) -> None:
