@@ -3,7 +3,8 @@
 :func:`read_bounce` (``reader``) tries each reader on what the MIME walk (``mime``) found:
 ARF complaints (``arf``), RFC 3464 reports (``dsn``), Amazon SES notifications (``ses``),
 auto-replies (``autoreply``) and the plain-text notices of MTAs (``notices``); ``facts``
-classifies what they found.
+classifies what they found, with the reply code and status of the reply each failure quotes
+(``replies``).
 """
 
 from __future__ import annotations

@@ -82,10 +82,19 @@ def failures_from_groups(groups: list[dict[str, str]]) -> list[Failure]:
         recipient = next(filter(None, (address(group.get(n, "")) for n in _RECIPIENT_FIELDS)), "")
         if recipient and recipient not in failures:
             diagnostic = DIAGNOSTIC_TYPE.sub("", group.get("diagnostic-code", ""))
-            failures[recipient] = Failure(recipient, diagnostic, status)
+            host = _remote_host(group.get("remote-mta", ""))
+            failures[recipient] = Failure(recipient, diagnostic, status, host=host)
             if len(failures) >= MAX_FACTS:
                 break
     return list(failures.values())
+
+
+def _remote_host(field: str) -> str:
+    """The host name of a Remote-MTA field (RFC 3464 §2.3.5: ``dns; mx.example.com``)."""
+    kind, _, name = field.partition(";")
+    if kind.strip().lower() != "dns":
+        return ""
+    return (name.split() or [""])[0].strip("[]").rstrip(".").lower()
 
 
 def is_report_field(line: str) -> bool:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from exporter.mail.bounces.notices import command_in
+from exporter.mail.bounces.notices import command_in, refused_command
+from exporter.mail.bounces.replies import failure_reply, failure_status
 from exporter.mail.bounces.report import MAX_DESCRIPTION, MAX_FACTS, BounceFact, Failure
-from exporter.mail.bounces.text import enhanced_in, fold, reply_code_in
+from exporter.mail.bounces.text import fold
 from exporter.mail.classifier import classify_failure
 from exporter.mail.smtp import unwrap_reply
 
@@ -23,11 +24,19 @@ def facts(failures: list[Failure], dialogue_state: str) -> Iterator[BounceFact]:
 
 
 def _fact(failure: Failure, dialogue_state: str) -> BounceFact:
-    description = fold(unwrap_reply(failure.diagnostic[: MAX_DESCRIPTION * 4]))
-    code = reply_code_in(description)
-    status = enhanced_in(description) or enhanced_in(failure.status)
-    state = command_in(failure.diagnostic) or command_in(failure.context) or dialogue_state
-    verdict = classify_failure(state, code, status, description)
+    diagnostic = unwrap_reply(failure.diagnostic[: MAX_DESCRIPTION * 4])
+    reply = failure_reply(diagnostic)  # before folding: a reply may start a line
+    code, status = reply.code, reply.status or failure_status(failure.status)
+    description = fold(diagnostic)
+    dialogue = [line.strip() for line in diagnostic.split("\n")] if ">>>" in diagnostic else []
+    state = (  # a quoted dialogue's refusal says best, then what the text says, then the notice
+        refused_command(dialogue)
+        or command_in(description)
+        or command_in(failure.context)
+        or dialogue_state
+    )
+    domain = failure.recipient.rpartition("@")[2].rstrip(".").lower()
+    verdict = classify_failure(state, code, status, description, domain=domain, host=failure.host)
     return BounceFact(
         failure.recipient, status, code, state, description, verdict.reason, verdict.bounce_type
     )

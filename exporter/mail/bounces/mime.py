@@ -53,6 +53,9 @@ _ORIGINAL_TYPES: Final = frozenset(
 )
 Headers = dict[str, list[str]]
 
+#: The fields readers take from a returned message: whom it was sent to (ARF, JMRP, notices).
+ORIGINAL_FIELDS: Final = frozenset({"to", "cc", "x-hmxmroriginalrecipient"})
+
 
 @dataclass(slots=True)
 class Parts:
@@ -67,13 +70,17 @@ class Parts:
     seen: int = 0
 
 
-def parse_headers(block: str) -> Headers:
-    """Header fields by lowercase name, values unfolded, within the header-block bound."""
+def parse_headers(block: str, only: frozenset[str] | None = None) -> Headers:
+    """Header fields by lowercase name (``only`` those named), values unfolded, within the
+    header-block bound."""
     headers: Headers = {}
     for match in _HEADER_FIELD.finditer(block[:_MAX_HEADER_BLOCK]):
+        name = match.group(1).lower()
+        if only is not None and name not in only:
+            continue
         value = match.group(2)
         value = " ".join(value.split()) if "\n" in value else value.strip()
-        headers.setdefault(match.group(1).lower(), []).append(value)
+        headers.setdefault(name, []).append(value)
     return headers
 
 
@@ -87,6 +94,16 @@ def split_head(text: str) -> tuple[Headers, str]:
     if end is None:
         return parse_headers(text), ""
     return parse_headers(text[: end.start()]), text[end.end() :]
+
+
+def original_headers(text: str) -> Headers:
+    """The :data:`ORIGINAL_FIELDS` of a returned message's head; the rest of it is never read."""
+    start = text.find("\n") + 1 if text.startswith("From ") else 0  # an mbox separator line
+    if _FIELD_START.match(text, start) is None:
+        return {}
+    end = _HEAD_END.search(text, start, start + _MAX_HEADER_BLOCK)
+    head = text[start : end.start() if end else start + _MAX_HEADER_BLOCK]
+    return parse_headers(head, ORIGINAL_FIELDS)
 
 
 def first(headers: Headers, name: str) -> str:
@@ -217,12 +234,12 @@ def _leaf(parts: Parts, kind: str, charset: str, headers: Headers, body: str) ->
     elif kind in _FEEDBACK_TYPES:
         parts.feedback.append(_decode_part(headers, body, charset or "utf-8"))
     elif kind in _ORIGINAL_TYPES:
-        original, _ = split_head(_decode_part(headers, body, charset or "utf-8")[:MAX_TEXT])
-        parts.originals.append(original)
+        head = body[: _MAX_HEADER_BLOCK * 2]  # only the head is read; base64 takes 4 for 3
+        parts.originals.append(original_headers(_decode_part(headers, head, charset or "utf-8")))
     elif kind.startswith("text/") or not kind:
         text = _decode_part(headers, body, charset)[:MAX_TEXT]
         if "attachment" in first(headers, "content-disposition").lower():
-            original, _ = split_head(text)
+            original = original_headers(text)
             if original:
                 parts.originals.append(original)
         elif kind == "text/html":

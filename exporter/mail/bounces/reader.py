@@ -37,7 +37,7 @@ def _report_failures(parts: Parts, notice: Notice, text: str) -> list[Failure] |
         return None
     failures = failures_from_groups(groups)
     for failure in failures:
-        failure.context = notice.block(failure.recipient)
+        failure.context = notice.context(failure.recipient)
         failure.diagnostic = notice.complete(failure.diagnostic) or notice.explain(
             failure.recipient
         )
@@ -60,7 +60,7 @@ def _read(raw: bytes) -> BounceReport:
     if failures is not None:
         state = notice.dialogue_state(len(failures))
         return BounceReport("dsn", tuple(facts(failures, state)))
-    if '"notificationType"' in text:
+    if "notificationType" in text or "eventType" in text:  # SES, bare or in an SNS envelope
         ses = ses_report(text)
         if ses is not None:
             return ses

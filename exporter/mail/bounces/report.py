@@ -63,3 +63,5 @@ class Failure:
     status: str = ""
     #: Text near the recipient that may say which SMTP command failed.
     context: str = ""
+    #: The remote server's host name (a report's Remote-MTA), when the reader found one.
+    host: str = ""

@@ -1,4 +1,4 @@
-"""Addresses, status and reply codes in a bounce's free text, and text folded for a log line."""
+"""Addresses in a bounce's free text, and text folded for a log line."""
 
 from __future__ import annotations
 
@@ -7,19 +7,10 @@ from collections.abc import Iterable
 from typing import Final
 
 from exporter.mail.bounces.report import MAX_DESCRIPTION
-from exporter.mail.smtp import parse_enhanced_status
 
 # Bounded repeats (RFC 5321 limits a local part to 64 octets) keep every scan linear.
 ADDR: Final = r"[\w.!#$%&'*+/=?^`{|}~-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,16}"
 ADDRESS: Final = re.compile(ADDR)
-REPLY_CODE: Final = re.compile(r"(?<![\w.#/=:+-])([245][0-5]\d)(?![\w.]|-\d{3})")
-ENHANCED: Final = re.compile(r"(?<![\w.])([245])\.(\d{1,3})\.(\d{1,3})(?![\w]|\.\d)")
-
-# The status a server put beside its own reply code ("550 5.7.1", "550-'5.7.1") says more than
-# one a relay wrote around it ("5.1.0 - Unknown address error 550-'5.7.1 ... denied'").
-_REPLY_STATUS: Final = re.compile(
-    r"(?<![\w.])[245]\d\d[ -]['\"]?([245]\.\d{1,3}\.\d{1,3})(?![\w]|\.\d)"
-)
 
 # Control characters (bar whitespace, which folding handles) have no place in a log line.
 _CONTROLS: Final = dict.fromkeys(
@@ -48,21 +39,3 @@ def addresses(values: Iterable[str]) -> list[str]:
         for match in ADDRESS.finditer(value):
             found.setdefault(address(match.group(0)))
     return [each for each in found if each]
-
-
-def enhanced_in(text: str) -> str:
-    """The enhanced status code ``text`` gives, preferring one beside a reply code."""
-    match = _REPLY_STATUS.search(text)
-    found = match.group(1) if match else ""
-    if not found:
-        match = ENHANCED.search(text)
-        found = match.group(0) if match else ""
-    status = parse_enhanced_status(found)
-    return str(status) if status is not None else ""
-
-
-def reply_code_in(text: str) -> str:
-    """The first 4xx/5xx reply code in ``text``; a 2xx only when there is no other (a greeting
-    quoted before the refusal is not the answer that failed the delivery)."""
-    codes = REPLY_CODE.findall(text)
-    return next((code for code in codes if code[0] != "2"), codes[0] if codes else "")
