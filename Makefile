@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test check lint format typecheck pytest tools bench monitoring clean
+.PHONY: help venv run test check lint format typecheck pytest tools bench monitoring image clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -36,14 +36,32 @@ typecheck: venv  ## mypy --strict over the package, tests and benchmarks
 pytest: venv  ## the test suite alone
 	$(BIN)/pytest
 
-tools:  ## Debian packages the tests run: prometheus, alertmanager, redis-server, wrk
+tools:  ## Debian packages the tests run: prometheus, alertmanager, redis, wrk, podman, debootstrap
 	bash scripts/install-test-tools.sh
 
-monitoring: venv  ## regenerate rules, dashboards and alert routing from monitoring/config.py
+monitoring: venv  ## regenerate rules (and PrometheusRule), dashboards, routing from monitoring/config.py
 	$(BIN)/python -m monitoring
 
 bench: venv  ## benchmarks that print figures (see the README)
 	$(BIN)/python -m benchmarks
+
+# The container image (README, "Deployment"): with podman when installed, else docker.
+ENGINE ?= $(shell command -v podman || command -v docker)
+VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' exporter/__init__.py)
+IMAGE ?= smtpeter-exporter:$(VERSION)
+# pip in the build trusts this bundle too (a TLS-inspecting proxy's CA); empty to skip.
+CA_BUNDLE ?= $(wildcard /etc/ssl/certs/ca-certificates.crt)
+, := ,
+
+image:  ## build the container image (IMAGE=name:tag, BASE=another base image)
+	@test -n "$(ENGINE)" || { echo "make image needs podman or docker" >&2; exit 1; }
+	DOCKER_BUILDKIT=1 $(ENGINE) build \
+		$(if $(findstring podman,$(ENGINE)),--format docker) \
+		$(if $(BASE),--build-arg BASE=$(BASE)) \
+		--build-arg VERSION=$(VERSION) \
+		--build-arg REVISION=$$(git rev-parse --short HEAD 2>/dev/null || echo unknown) \
+		$(if $(CA_BUNDLE),--secret id=pip-ca$(,)src=$(CA_BUNDLE)) \
+		--tag $(IMAGE) .
 
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

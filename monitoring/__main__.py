@@ -17,8 +17,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m monitoring",
-        description="Generate the Prometheus rules, Grafana dashboards and Alertmanager "
-        "example from monitoring/config.py (and a TOML file of overrides).",
+        description="Generate the Prometheus rules (and their PrometheusRule), Grafana "
+        "dashboards and Alertmanager example from monitoring/config.py (and a TOML file of "
+        "overrides).",
     )
     parser.add_argument("--config", type=Path, help="TOML file naming the settings to change")
     parser.add_argument(
