@@ -207,16 +207,15 @@ RESOLUTIONS: Final[tuple[Resolution, ...]] = (
             "",
             "",
             "4.4.7",
-            (
-                "retry timeout exceeded: connect to mx.example.net[192.0.2.1]:25: "
-                "Connection timed out"
-            ),
+            ("retry timeout exceeded: connect to mx.example.net[192.0.2.1]:25: No route to host"),
             "",
         ),
         Reason.NETWORK_ERROR,
         Reason.EXPIRED,
-        "wording.toml: network wording above expiry wording",
-        "the expiry only says the retries ran out; the network failure says why",
+        "wording.toml: DNS, routing and loop wording (decisive) above expiry wording",
+        "the expiry only says the retries ran out; a DNS, routing or loop failure says why. "
+        "A connection that timed out or was refused is RFC 3463's X.4.1/X.4.2, what "
+        "expiring means, so expiry wording outranks it",
     ),
     Resolution(
         "a DNS lookup that failed for now against an unknown host",

@@ -3,7 +3,8 @@
 A rule the classifier cannot use stops the import with a :class:`RuleError` that names the
 file and the row, rather than becoming a rule that silently never matches or a new label
 value: an unknown reason or stage, a status code written wrongly, a regex that does not
-compile or has a capturing group, a phrase listed twice, a missing source.
+compile or has a capturing group, a phrase listed twice, a source that is missing or still
+reads "UNSOURCED".
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from exporter.mail.smtp import STATES, is_reply_code
 from exporter.mail.vocabulary import Reason
 
 RULES_DIR: Final = Path(__file__).with_name("rules")
-#: The ``source`` of a row nobody has cited yet; a later step cites or removes those rows.
+#: The placeholder once written where no source had been found: a rule must cite one instead.
 UNSOURCED: Final = "UNSOURCED"
 
 #: The SMTP stages wording can name: the dialogue's, not ``bounce`` or ``other``.
@@ -330,7 +331,12 @@ def _reason(row: dict[str, Any], where: str) -> Reason:
 def _source(row: dict[str, Any], where: str) -> str:
     source = row.get("source")
     if not isinstance(source, str) or not source.strip():
-        raise RuleError(f'{where}: source is missing: cite it, or write source = "{UNSOURCED}"')
+        raise RuleError(f"{where}: source is missing: cite the RFC, MTA or provider page")
+    if source.strip().upper() == UNSOURCED:
+        raise RuleError(
+            f"{where}: source is {source.strip()!r}: cite the RFC, MTA or provider page, "
+            "or remove the rule"
+        )
     return source
 
 

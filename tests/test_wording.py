@@ -1,0 +1,162 @@
+"""Which cause wins when a diagnostic text names two: the order of the wording tables."""
+
+from __future__ import annotations
+
+import pytest
+
+from exporter.mail.classifier import classify_failure
+from exporter.mail.vocabulary import Reason
+
+# --- A network failure named in an expiry ---------------------------------------------------
+
+RETRY_TIMEOUT = "retry timeout exceeded: connect to mx.example.net[192.0.2.1]:25: {}"
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        "Host not found, try again",
+        "Name server: example.net.: host name lookup failure",
+        "No route to host",
+        "Network is unreachable",
+        "Too many hops 26 (25 max)",
+        "Hop count exceeded - possible mail loop",
+    ],
+)
+def test_an_expiry_that_names_why_no_host_was_reached_is_a_network_error(failure: str) -> None:
+    text = RETRY_TIMEOUT.format(failure)
+    assert classify_failure("", "", "4.4.7", text).reason is Reason.NETWORK_ERROR
+
+
+def test_an_expired_message_with_no_route_to_host_is_a_network_error() -> None:
+    text = "554 4.4.7 Message expired: unable to deliver in 840 minutes.<No route to host>"
+    assert classify_failure("", "554", "4.4.7", text).reason is Reason.NETWORK_ERROR
+
+
+@pytest.mark.parametrize(
+    "failure",
+    ["Connection timed out", "Connection refused", "Connection reset by peer"],
+)
+def test_an_expiry_after_connections_failed_stays_expired(failure: str) -> None:
+    text = RETRY_TIMEOUT.format(failure)
+    assert classify_failure("", "", "4.4.7", text).reason is Reason.EXPIRED
+    assert classify_failure("", "", "", text).reason is Reason.EXPIRED
+    queued = f"This message has been in the queue too long. connect to mx.example.net: {failure}"
+    assert classify_failure("", "", "", queued).reason is Reason.EXPIRED
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "connect to mx.example.net[192.0.2.1]:25: Connection timed out",
+        "connect to mx.example.net[192.0.2.1]:25: Connection refused",
+        "lost connection with mx.example.net[192.0.2.1] while receiving the initial greeting",
+        "conversation with mx.example.net[192.0.2.1] timed out while sending end of data",
+    ],
+)
+def test_a_failed_connection_alone_is_a_network_error(text: str) -> None:
+    assert classify_failure("", "", "", text).reason is Reason.NETWORK_ERROR
+
+
+def test_a_failed_connection_yields_to_a_status_that_names_its_cause() -> None:
+    text = "connect to mx.example.net[192.0.2.1]:25: Connection refused"
+    assert classify_failure("", "550", "5.1.2", text).reason is Reason.HOST_UNKNOWN
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "retry timeout exceeded",
+        "550 4.4.7 QUEUE.Expired; message expired",
+        "Envelope expired",
+        "Could not deliver for the last 432000 seconds. Giving up.",
+    ],
+)
+def test_an_expiry_that_names_no_other_cause_stays_expired(text: str) -> None:
+    assert classify_failure("", "", "", text).reason is Reason.EXPIRED
+    assert classify_failure("", "", "4.4.7", text).reason is Reason.EXPIRED
+
+
+# --- A rate limit and the reputation behind it ----------------------------------------------
+
+OUTLOOK_REPUTATION = (
+    "451 4.7.650 The mail server [192.0.2.1] has been temporarily rate limited due to IP "
+    "reputation."
+)
+GMAIL_REPUTATION = (
+    "421-4.7.0 Our system has detected that this message is suspicious due to the very low "
+    "reputation of the sending IP address. To protect our users from spam, mail sent from "
+    "your IP address has been temporarily rate limited."
+)
+GMAIL_RATE = (
+    "421-4.7.28 Our system has detected an unusual rate of unsolicited mail originating from "
+    "your IP address. To protect our users from spam, mail sent from your IP address has been "
+    "temporarily rate limited."
+)
+
+
+@pytest.mark.parametrize("text", [OUTLOOK_REPUTATION, GMAIL_REPUTATION])
+def test_a_rate_limit_imposed_for_the_senders_reputation_is_bad_reputation(text: str) -> None:
+    assert classify_failure("", "421", "4.7.0", text).reason is Reason.BAD_REPUTATION
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        GMAIL_RATE,
+        "550 5.4.5 Daily user sending limit exceeded.",
+        "421 4.7.0 mx.example.net Error: too many connections from 192.0.2.1",
+    ],
+)
+def test_a_plain_rate_limit_stays_rate_limited(text: str) -> None:
+    assert classify_failure("", "421", "4.7.0", text).reason is Reason.RATE_LIMITED
+
+
+# --- SMTP AUTH wording and DMARC's 5.7.26 ---------------------------------------------------
+
+
+def test_smtp_auth_wording_yields_to_the_unauthenticated_sender_status() -> None:
+    gmail = (
+        "This mail has been blocked because the sender is unauthenticated. Gmail requires all "
+        "senders to authenticate with either SPF or DKIM."
+    )
+    assert classify_failure("", "550", "5.7.26", gmail).reason is Reason.AUTH_FAILURE
+    text = "Authentication required"
+    assert classify_failure("", "550", "5.7.26", text).reason is Reason.AUTH_FAILURE
+
+
+def test_smtp_auth_wording_still_names_a_security_error() -> None:
+    text = "Authentication required"
+    assert classify_failure("auth", "530", "5.7.0", text).reason is Reason.SECURITY_ERROR
+    assert classify_failure("", "530", "5.7.0", text).reason is Reason.SECURITY_ERROR
+
+
+# --- A DNS lookup that failed for now -------------------------------------------------------
+
+TRY_AGAIN = (
+    "Host or domain name not found. Name service error for name=example.com type=MX: "
+    "Host not found, try again"
+)
+NOT_FOUND = (
+    "Host or domain name not found. Name service error for name=example.com type=A: Host not found"
+)
+
+
+@pytest.mark.parametrize(
+    ("code", "extended"), [("", ""), ("550", "5.4.4"), ("550", "5.1.2"), ("450", "4.4.3")]
+)
+def test_postfix_try_again_is_a_network_error_whatever_the_code(code: str, extended: str) -> None:
+    assert classify_failure("", code, extended, TRY_AGAIN).reason is Reason.NETWORK_ERROR
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        NOT_FOUND,
+        "connect to mx.example.com: Name or service not known",
+        "DNS error: NXDOMAIN for example.com",
+    ],
+)
+def test_a_name_that_does_not_exist_stays_an_unknown_host(text: str) -> None:
+    assert classify_failure("", "", "", text).reason is Reason.HOST_UNKNOWN
+    assert classify_failure("", "550", "5.4.4", text).reason is Reason.HOST_UNKNOWN
