@@ -160,3 +160,102 @@ def test_postfix_try_again_is_a_network_error_whatever_the_code(code: str, exten
 def test_a_name_that_does_not_exist_stays_an_unknown_host(text: str) -> None:
     assert classify_failure("", "", "", text).reason is Reason.HOST_UNKNOWN
     assert classify_failure("", "550", "5.4.4", text).reason is Reason.HOST_UNKNOWN
+
+
+# --- General wording: RFC status titles and reply texts, MTAs' fixed messages ----------------
+
+
+@pytest.mark.parametrize(
+    ("state", "code", "text", "reason"),
+    [
+        # RFC 3463 status titles that servers write as their text
+        (
+            "rcpt",
+            "550",
+            "550 Bad destination mailbox address: no.one@example.org",
+            Reason.USER_UNKNOWN,
+        ),
+        ("rcpt", "550", "Destination mailbox address ambiguous", Reason.USER_UNKNOWN),
+        ("", "", "Bad destination system address (example.invalid)", Reason.HOST_UNKNOWN),
+        ("", "550", "Unable to route to example.invalid", Reason.HOST_UNKNOWN),
+        ("", "", "No answer from host mx.example.org", Reason.EXPIRED),
+        ("", "", "Bad connection to mx.example.org", Reason.NETWORK_ERROR),
+        ("", "", "Mail system congestion, try later", Reason.SYSTEM_FULL),
+        ("", "", "Routing server failure", Reason.SYSTEM_ERROR),
+        ("", "", "Mailing list expansion problem for list@example.org", Reason.SYSTEM_ERROR),
+        ("", "", "System not capable of selected features", Reason.SYSTEM_ERROR),
+        ("", "", "System incorrectly configured", Reason.SYSTEM_ERROR),
+        ("", "", "Media not supported", Reason.CONTENT_ERROR),
+        ("", "", "Conversion required and prohibited", Reason.CONTENT_ERROR),
+        ("", "", "Conversion required but not supported", Reason.CONTENT_ERROR),
+        ("", "", "Conversion failed", Reason.CONTENT_ERROR),
+        ("", "", "Invalid command arguments", Reason.SYNTAX_ERROR),
+        ("", "", "Wrong protocol version", Reason.SYNTAX_ERROR),
+        ("", "", "Security features not supported", Reason.SECURITY_ERROR),
+        ("", "", "Cryptographic algorithm not supported", Reason.SECURITY_ERROR),
+        ("", "", "Message integrity failure", Reason.SECURITY_ERROR),
+        ("", "554", "System not accepting network messages", Reason.NOT_ACCEPT),
+        ("", "550", "Mailing list expansion prohibited for this sender", Reason.REJECTED),
+        # RFC 5321 reply text
+        (
+            "rcpt",
+            "553",
+            "Requested action not taken: mailbox name not allowed",
+            Reason.USER_UNKNOWN,
+        ),
+        # MTAs' and filters' fixed messages
+        (
+            "",
+            "",
+            "Sorry, I couldn't find any host named example.invalid. (#5.1.2)",
+            Reason.HOST_UNKNOWN,
+        ),
+        ("", "", "all relevant MX records point to non-existent hosts", Reason.HOST_UNKNOWN),
+        (
+            "",
+            "",
+            "Sorry, I wasn't able to establish an SMTP connection. (#4.4.1)",
+            Reason.NETWORK_ERROR,
+        ),
+        ("", "", "mail for example.org loops back to myself", Reason.NETWORK_ERROR),
+        ("", "", "Cannot send message for 5 days", Reason.EXPIRED),
+        ("", "554", "554 5.4.7 [internal] exceeded max time without delivery", Reason.EXPIRED),
+        (
+            "rcpt",
+            "504",
+            "504 5.5.2 <box>: Helo command rejected: need fully-qualified hostname",
+            Reason.BLOCKED,
+        ),
+        ("", "550", "550 Denied by policy", Reason.POLICY_VIOLATION),
+        ("", "550", "Message rejected due to content restrictions", Reason.POLICY_VIOLATION),
+        ("", "554", "554 5.1.0 Sender denied", Reason.REJECTED),
+        ("", "553", "553 Envelope sender rejected", Reason.REJECTED),
+        ("", "550", "550 5.7.1 SPF unauthorized mail is prohibited", Reason.AUTH_FAILURE),
+    ],
+)
+def test_general_sourced_wording_names_its_reason(
+    state: str, code: str, text: str, reason: Reason
+) -> None:
+    assert classify_failure(state, code, "", text).reason is reason
+
+
+def test_a_helo_name_refused_at_rcpt_is_a_block_not_an_unknown_host() -> None:
+    text = "450 4.7.1 <box.example>: Helo command rejected: Host not found"
+    assert classify_failure("rcpt", "450", "4.7.1", text).reason is Reason.BLOCKED
+
+
+def test_unable_to_route_for_now_is_a_network_error() -> None:
+    assert classify_failure("", "451", "", "Unable to route").reason is Reason.NETWORK_ERROR
+
+
+def test_a_mailbox_name_refused_at_mail_from_is_the_senders() -> None:
+    text = "553 Requested action not taken: mailbox name not allowed"
+    assert classify_failure("mail", "553", "", text).reason is Reason.REJECTED
+
+
+def test_qmail_connection_failure_in_a_final_report_is_expired() -> None:
+    text = (
+        "Sorry, I wasn't able to establish an SMTP connection. (#4.4.1) "
+        "I'm not going to try again; this message has been in the queue too long."
+    )
+    assert classify_failure("", "", "", text).reason is Reason.EXPIRED
