@@ -259,3 +259,97 @@ def test_qmail_connection_failure_in_a_final_report_is_expired() -> None:
         "I'm not going to try again; this message has been in the queue too long."
     )
     assert classify_failure("", "", "", text).reason is Reason.EXPIRED
+
+
+# --- General wording restored with its source ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("state", "code", "text", "reason"),
+    [
+        ("mail", "450", "450 4.7.1 Error: too much mail from 192.0.2.7", Reason.RATE_LIMITED),
+        ("data", "454", "454 Throttling failure", Reason.RATE_LIMITED),
+        ("", "", "Maximum sending rate exceeded.", Reason.RATE_LIMITED),
+        (
+            "data",
+            "552",
+            "box: message would exceed maximum mailbox size for this recipient",
+            Reason.MAILBOX_FULL,
+        ),
+        (
+            "rcpt",
+            "550",
+            "550 5.7.23 Message rejected due to: SPF fail - not authorized",
+            Reason.AUTH_FAILURE,
+        ),
+        ("", "550", "rejected: SPF softfail for the sending host", Reason.AUTH_FAILURE),
+        ("", "550", "Authentication-Results: mx.example.org; dmarc=fail", Reason.AUTH_FAILURE),
+        ("", "", "Cannot start TLS: handshake failure", Reason.FAILED_STARTTLS),
+        ("", "454", "454 4.7.0 TLS not available due to local problem", Reason.FAILED_STARTTLS),
+        (
+            "",
+            "",
+            "TLS session: (SSL_connect): error: certificate verify failed",
+            Reason.FAILED_STARTTLS,
+        ),
+        (
+            "rcpt",
+            "553",
+            "553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)",
+            Reason.NO_RELAYING,
+        ),
+        (
+            "",
+            "554",
+            "554 Blocked - see https://www.spamcop.net/bl.shtml?192.0.2.7",
+            Reason.BLOCKED,
+        ),
+        (
+            "",
+            "550",
+            "550 Blocked - see http://cbl.abuseat.org/lookup.cgi?ip=192.0.2.7",
+            Reason.BLOCKED,
+        ),
+        (
+            "",
+            "554",
+            "554 Service unavailable; Client host [192.0.2.7] blocked using Barracuda Reputation",
+            Reason.BLOCKED,
+        ),
+        ("data", "554", "554 5.7.1 Spam message rejected", Reason.SPAM_DETECTED),
+        (
+            "",
+            "550",
+            (
+                "You are not allowed to post to this mailing list, and your message has been "
+                "automatically rejected."
+            ),
+            Reason.REJECTED,
+        ),
+        (
+            "data",
+            "554",
+            "554 5.7.1 [CS01] Message rejected due to local policy.",
+            Reason.POLICY_VIOLATION,
+        ),
+        ("", "", "Name server: mx.example.invalid: Unknown host", Reason.HOST_UNKNOWN),
+        ("rcpt", "550", "550-Mailbox unknown. Either there is no mailbox", Reason.USER_UNKNOWN),
+        (
+            "rcpt",
+            "550",
+            "550 5.1.1 unknown or illegal alias: no.one@example.org",
+            Reason.USER_UNKNOWN,
+        ),
+        (
+            "",
+            "",
+            "User no.one (no.one@example.org) not listed in Domino Directory",
+            Reason.USER_UNKNOWN,
+        ),
+        ("rcpt", "550", "550 Invalid Recipient", Reason.USER_UNKNOWN),
+    ],
+)
+def test_restored_general_wording_names_its_reason(
+    state: str, code: str, text: str, reason: Reason
+) -> None:
+    assert classify_failure(state, code, "", text).reason is reason
