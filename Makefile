@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test check lint format typecheck pytest tools bench monitoring image clean
+.PHONY: help venv run test check lint format typecheck pytest tools bench bench-ingest profile monitoring image clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -44,6 +44,12 @@ monitoring: venv  ## regenerate rules (and PrometheusRule), dashboards, routing 
 
 bench: venv  ## benchmarks that print figures (see the README)
 	$(BIN)/python -m benchmarks
+
+bench-ingest: venv  ## the exporter against bare aiohttp under load, scrapes at the cap, memory (~5 min)
+	$(BIN)/python -m benchmarks.ingest
+
+profile: venv  ## where a webhook's time goes under load (py-spy; PROFILE_SECONDS=10)
+	$(BIN)/python -m benchmarks.ingest_profile $(or $(PROFILE_SECONDS),10)
 
 # The container image (README, "Deployment"): with podman when installed, else docker.
 ENGINE ?= $(shell command -v podman || command -v docker)

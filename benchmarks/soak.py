@@ -140,7 +140,7 @@ def templates(count: int = TEMPLATES, seed: int = 11) -> list[tuple[str, str]]:
     return out
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
     """``count`` different TCP ports on 127.0.0.1 that nothing listens on right now (bound
     all at once, so none is handed out twice)."""
     with contextlib.ExitStack() as stack:
@@ -184,7 +184,7 @@ class _Service:
 @contextlib.contextmanager
 def _service(directory: Path, core: int | None) -> Iterator[_Service]:
     """The exporter on loopback with its defaults; its log goes to ``directory``."""
-    port, metrics_port = _free_ports(2)
+    port, metrics_port = free_ports(2)
     env = {
         **os.environ,
         "SMTPETER_EXPORTER_WEB_LISTEN_ADDRESS": f"127.0.0.1:{port}",

@@ -11,12 +11,12 @@ from html import escape
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
-from prometheus_client.aiohttp import make_aiohttp_handler
 
 from exporter.appkeys import DEDUPLICATOR, INGEST, LIFECYCLE, METRICS, SETTINGS
 from exporter.auth import build_authenticator
 from exporter.dedup import build_deduplicator
 from exporter.events import Kind
+from exporter.exposition import metrics_handler
 from exporter.lifecycle import Lifecycle
 from exporter.logs import log
 from exporter.metrics import Metrics
@@ -82,7 +82,8 @@ def setup_routes(app: web.Application) -> None:
 def setup_monitoring_routes(app: web.Application) -> tuple[str, ...]:
     """Metrics, liveness and readiness; returns their paths."""
     telemetry_path = app[SETTINGS].telemetry_path
-    app.router.add_get(telemetry_path, make_aiohttp_handler(app[METRICS].registry))
+    metrics = app[METRICS]
+    app.router.add_get(telemetry_path, metrics_handler(metrics.registry, metrics.exposition))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     return telemetry_path, "/healthz", "/readyz"

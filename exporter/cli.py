@@ -4,16 +4,17 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+
+from aiohttp import web
 
 from exporter import __version__, classify_command
 from exporter.app import create_app
-from exporter.logs import configure_logging, log
+from exporter.logs import configure_logging, flush_event_lines, log
 from exporter.metrics import disable_created_series
-from exporter.server import serve
+from exporter.server import event_loop_factory, serve_forever
 from exporter.settings import Settings, add_options, settings_from_args
 
 
@@ -38,7 +39,10 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     return parser
 
 
-def run(settings: Settings) -> None:
+AppFactory = Callable[[Settings], web.Application]
+
+
+def run(settings: Settings, build_app: AppFactory = create_app) -> None:
     """Configure logging, build the app and serve it until SIGTERM or SIGINT."""
     sink = configure_logging(
         settings.log_level,
@@ -46,21 +50,28 @@ def run(settings: Settings) -> None:
         recipient_mode=settings.log_recipient,
         buffer_lines=settings.log_buffer_lines,
     )
-    log.info("starting", version=__version__)
+    loop = "uvloop" if event_loop_factory() is not None else "asyncio"
+    log.info("starting", version=__version__, event_loop=loop)
     try:
-        app = create_app(settings)
+        app = build_app(settings)
     except ValueError as exc:
         # What only building the app can tell (an unusable key file, a nameserver that is
         # not an address): stop as a bad flag does.
         log.error("bad_configuration", error=str(exc))
         sink.close()
         raise SystemExit(2) from None
-    asyncio.run(serve(app, settings))
+    serve_forever(app, settings)
+    flush_event_lines()
     log.info("stopped")
     sink.close()
 
 
-def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    build_app: AppFactory = create_app,
+) -> int:
     disable_created_series()
     parser = build_parser(os.environ if environ is None else environ)
     args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
@@ -72,5 +83,5 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         settings = settings_from_args(args)
     except ValueError as exc:
         parser.error(str(exc))
-    run(settings)
+    run(settings, build_app)
     return 0

@@ -134,8 +134,25 @@ class InvalidDomainError(ValueError):
     """The text after the ``@`` is not a domain name or address literal."""
 
 
+#: Domains normalized so far, bounded: a list mails a few thousand domains, most of them over
+#: and over, and the IDNA and shape checks cost more than the lookup.
+_NORMALIZED: Final[dict[str, str]] = {}
+_MAX_NORMALIZED: Final = 4096
+
+
 def normalize_domain(raw: str) -> str:
     """Lowercase, IDNA-encode (UTS #46) and drop the trailing dot of a recipient domain."""
+    try:
+        return _NORMALIZED[raw]
+    except KeyError:
+        domain = _normalize(raw)
+    if len(_NORMALIZED) >= _MAX_NORMALIZED:
+        _NORMALIZED.clear()
+    _NORMALIZED[raw] = domain
+    return domain
+
+
+def _normalize(raw: str) -> str:
     domain = raw.strip().rstrip(".").lower()
     if not domain:
         raise InvalidDomainError("empty domain")
@@ -276,7 +293,7 @@ class DomainLabels:
     would split its series). Domains that cannot exist are ``other`` without overflowing.
     """
 
-    __slots__ = ("_claimed", "_fixed", "_limit")
+    __slots__ = ("_claimed", "_fixed", "_labels", "_limit", "_past_cap")
 
     def __init__(
         self,
@@ -294,6 +311,13 @@ class DomainLabels:
         # A claimed domain's provider is fixed when it claims its value, so its series never
         # split; a lookup that learns a custom domain's host (by MX) can fill it in here.
         self._claimed: dict[str, Provider] = {}
+        #: The labels of every fixed and claimed domain, made once each.
+        self._labels: dict[str, RecipientLabels] = {
+            domain: RecipientLabels(domain, provider) for domain, provider in fixed.items()
+        }
+        #: Domains seen that have no value of their own (bounded), and whether each one
+        #: overflowed the cap (``False``: it cannot exist in the DNS, or is reserved).
+        self._past_cap: dict[str, bool] = {}
 
     @property
     def fixed(self) -> Mapping[str, Provider]:
@@ -303,18 +327,24 @@ class DomainLabels:
 
     def label(self, domain: str) -> tuple[RecipientLabels, bool]:
         """The labels for ``domain``, and whether it overflowed the cap into ``other``."""
-        provider = self._fixed.get(domain)
-        if provider is not None:
-            return RecipientLabels(domain, provider), False
-        provider = self._claimed.get(domain)
-        if provider is not None:
-            return RecipientLabels(domain, provider), False
+        labels = self._labels.get(domain)
+        if labels is not None:
+            return labels, False
+        overflowed = self._past_cap.get(domain)
+        if overflowed is not None:
+            return OVERFLOW, overflowed
         if domain in _RESERVED or impossible(domain) is not None:
-            return OVERFLOW, False
-        if len(self._claimed) < self._limit:
+            overflowed = False
+        elif len(self._claimed) < self._limit:
             self._claimed[domain] = Provider.OTHER
-            return RecipientLabels(domain, Provider.OTHER), False
-        return OVERFLOW, True
+            labels = self._labels[domain] = RecipientLabels(domain, Provider.OTHER)
+            return labels, False
+        else:
+            overflowed = True
+        if len(self._past_cap) >= _MAX_NORMALIZED:
+            self._past_cap.clear()
+        self._past_cap[domain] = overflowed
+        return OVERFLOW, overflowed
 
     @property
     def claimed(self) -> int:

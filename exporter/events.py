@@ -8,10 +8,34 @@ them. Every event is a frozen dataclass so no later step can change what was rec
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import ClassVar, TypeAlias
+from typing import ClassVar, Final, TypeAlias
+
+from exporter.domains import Provider, provider_of
+from exporter.mail.smtp import EnhancedStatus, parse_enhanced_status
+
+#: The ``code_class`` of every valid reply code (200-599); anything else is ``none``. A
+#: table, so that the class is a lookup once per event, not a match per reader.
+CODE_CLASSES: Final[dict[str, str]] = {str(code): f"{code // 100}xx" for code in range(200, 600)}
+NO_CODE: Final = "none"
+
+#: Enhanced status codes parsed so far, bounded (a few dozen occur in practice).
+_STATUSES: Final[dict[str, EnhancedStatus | None]] = {}
+_MAX_STATUSES: Final = 1024
+
+
+def enhanced_status(text: str) -> EnhancedStatus | None:
+    """:func:`~exporter.mail.smtp.parse_enhanced_status`, remembered for the codes seen."""
+    try:
+        return _STATUSES[text]
+    except KeyError:
+        status = parse_enhanced_status(text)
+        if len(_STATUSES) >= _MAX_STATUSES:
+            _STATUSES.clear()
+        _STATUSES[text] = status
+        return status
 
 
 class Kind(StrEnum):
@@ -49,9 +73,35 @@ class RecipientEvent(BaseEvent):
     #: The recipient's domain, normalized (lowercase, IDNA ASCII, no trailing dot).
     domain: str
 
+    @property
+    def provider(self) -> Provider:
+        """Who runs the mailbox behind :attr:`domain` (``other`` for unlisted domains)."""
+        return provider_of(self.domain)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class FailureEvent(RecipientEvent):
+class ReplyEvent(RecipientEvent):
+    """An event carrying the receiving server's reply: a failure or a delivery.
+
+    The reply's code class and enhanced status are worked out once, when the event is made;
+    classification, metrics and logs read them, and none of them parses a string again.
+    """
+
+    code: str
+    extended: str
+    description: str
+    #: ``2xx``, ``4xx`` or ``5xx`` for a valid ``code``, else ``none``.
+    code_class: str = field(init=False)
+    #: ``extended`` parsed, or ``None`` when it is empty.
+    status: EnhancedStatus | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "code_class", CODE_CLASSES.get(self.code, NO_CODE))
+        object.__setattr__(self, "status", enhanced_status(self.extended))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FailureEvent(ReplyEvent):
     """A delivery that failed during the SMTP conversation, or bounced later (state bounce)."""
 
     kind: ClassVar[Kind] = Kind.FAILURE
@@ -60,20 +110,13 @@ class FailureEvent(RecipientEvent):
     #: ``state`` exactly as sent (trimmed); ``state`` is its normalized form.
     state_raw: str
     state: str
-    code: str
-    extended: str
-    description: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class DeliveryEvent(RecipientEvent):
+class DeliveryEvent(ReplyEvent):
     """A message the receiving server accepted."""
 
     kind: ClassVar[Kind] = Kind.DELIVERY
-
-    code: str
-    extended: str
-    description: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -16,14 +16,20 @@ variables and no exception message (either may hold what a client sent), and wit
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import builtins
+import contextvars
 import hashlib
+import json
 import logging
 import queue
 import re
 import sys
 import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final, TextIO, assert_never
 
@@ -33,7 +39,7 @@ from aiohttp.web import BaseRequest, StreamResponse
 from structlog.typing import EventDict, ExcInfo, WrappedLogger
 
 from exporter.diagnosis import Diagnosis
-from exporter.domains import InvalidDomainError, domain_of, normalize_domain, provider_of
+from exporter.domains import InvalidDomainError, domain_of, normalize_domain
 from exporter.events import (
     AbuseEvent,
     BounceEvent,
@@ -44,7 +50,6 @@ from exporter.events import (
     OpenEvent,
     RecipientEvent,
 )
-from exporter.mail.smtp import code_class
 
 
 class LogFormat(StrEnum):
@@ -68,6 +73,17 @@ EVENT_LOGGER: Final = "exporter.events"
 
 log = structlog.get_logger("exporter")
 
+#: The id of the request being handled, on every line logged while handling it. One context
+#: variable set per request: structlog's bound context variables are copied per line.
+REQUEST_ID: Final = contextvars.ContextVar[str | None]("request_id", default=None)
+
+
+def _add_request_id(logger: WrappedLogger, name: str, event_dict: EventDict) -> EventDict:
+    request_id = REQUEST_ID.get()
+    if request_id is not None:
+        event_dict.setdefault("request_id", request_id)
+    return event_dict
+
 
 # --- Where lines go ---------------------------------------------------------------------------
 
@@ -86,9 +102,18 @@ class LogSink:
         #: Lines accepted into a buffer that never reached the stream (it broke).
         self.lost = 0
 
+    #: Whether event lines are best gathered for one write per turn of the event loop
+    #: (a direct write costs a system call each; a buffer takes them as they come).
+    gathers = False
+
     def write(self, line: str) -> None:
         """Hand ``line`` over, or raise :class:`LogUnavailable`."""
         raise NotImplementedError
+
+    def write_all(self, lines: list[str]) -> None:
+        """Hand ``lines`` over in one go, or raise :class:`LogUnavailable` (none written)."""
+        for line in lines:
+            self.write(line)
 
     def offer(self, line: str) -> None:
         """Hand ``line`` over if it can be; otherwise count it as dropped."""
@@ -108,15 +133,23 @@ class DirectSink(LogSink):
     again; a reader that is gone makes the write fail, which refuses the event.
     """
 
+    gathers = True
+
     def __init__(self, stream: TextIO) -> None:
         super().__init__()
         self._stream = stream
         self._lock = threading.Lock()
 
     def write(self, line: str) -> None:
+        self._put(line + "\n")
+
+    def write_all(self, lines: list[str]) -> None:
+        self._put("\n".join(lines) + "\n")
+
+    def _put(self, text: str) -> None:
         with self._lock:
             try:
-                self._stream.write(line + "\n")
+                self._stream.write(text)
                 self._stream.flush()
             except (OSError, ValueError) as exc:  # ValueError: the stream is closed
                 raise LogUnavailable(f"writing the log failed: {type(exc).__name__}") from None
@@ -251,11 +284,175 @@ class _SinkHandler(logging.Handler):
             self._sink.dropped += 1
 
 
+class _Clock:
+    """The time as structlog's ``TimeStamper(fmt="iso", utc=True)`` writes it
+    (``2026-11-26T17:25:47.967751Z``), its date and time of day made once a second."""
+
+    __slots__ = ("_second", "_text")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._text = ""
+
+    def now(self) -> str:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        micro = int((now - second) * 1_000_000)
+        # isoformat() leaves out a zero fraction.
+        return f"{self._text}.{micro:06d}Z" if micro else f"{self._text}Z"
+
+
+class _Turn:
+    """The event lines made during one turn of the event loop, written together after it."""
+
+    __slots__ = ("lines", "then", "waiters")
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        #: What to do once each line is written (count its event), and who waits for it.
+        self.then: list[Callable[[], None]] = []
+        self.waiters: list[asyncio.Future[None]] = []
+
+
+class _EventLines:
+    """Event lines (one per accepted event) rendered straight to JSON, gathered per turn of
+    the event loop and written with one system call.
+
+    They hold only JSON values and never an exception, so the processor chain would add
+    nothing but its cost: the line is what the chain renders (the same keys in the same
+    order: the event's fields, ``event``, ``request_id``, ``level``, ``timestamp``). Used
+    only while the JSON configuration that made it is structlog's (tests capturing logs, or
+    a new configuration, take the chain again).
+
+    A line is written (and flushed) before its event is counted and before its request is
+    answered: each request waits for the end of the turn in which its line was made, when
+    the turn's lines are written; then each event is counted, and each request goes on. If
+    the write fails, no event of the turn is counted and each request is refused.
+    """
+
+    __slots__ = ("_clock", "_processors", "_renderer", "_sink", "_turn", "enabled")
+
+    def __init__(
+        self,
+        sink: LogSink,
+        processors: list[structlog.typing.Processor],
+        renderer: structlog.typing.Processor,
+        *,
+        enabled: bool,
+    ) -> None:
+        self._sink = sink
+        self._processors = processors
+        self._renderer = renderer
+        self._turn: _Turn | None = None
+        self._clock = _Clock()
+        #: Whether the level lets info lines through.
+        self.enabled = enabled
+
+    def in_force(self) -> bool:
+        processors = self._processors
+        return structlog.get_config()["processors"] is processors and (
+            processors[-1] is self._renderer
+        )
+
+    def render(self, event: str, fields: dict[str, Any]) -> str:
+        fields["event"] = event
+        request_id = REQUEST_ID.get()
+        if request_id is not None:
+            fields["request_id"] = request_id
+        fields["level"] = "info"
+        fields["timestamp"] = self._clock.now()
+        return json.dumps(fields)
+
+    def write(self, line: str, then: Callable[[], None]) -> asyncio.Future[None] | None:
+        if not self._sink.gathers:
+            self._sink.write(line)
+            then()
+            return None
+        turn = self._turn
+        loop = asyncio.get_running_loop()
+        if turn is None:
+            turn = self._turn = _Turn()
+            loop.call_soon(self.flush)
+        waiter = loop.create_future()
+        turn.lines.append(line)
+        turn.then.append(then)
+        turn.waiters.append(waiter)
+        return waiter
+
+    def flush(self) -> None:
+        """Write the lines of the turn, then count their events and let their requests go."""
+        turn, self._turn = self._turn, None
+        if turn is None:
+            return
+        try:
+            self._sink.write_all(turn.lines)
+        except LogUnavailable as exc:
+            for waiter in turn.waiters:
+                _settle(waiter, LogUnavailable(*exc.args))
+            return
+        for then, waiter in zip(turn.then, turn.waiters, strict=True):
+            # Counted even when its request was cancelled meanwhile (a shutdown cutting it):
+            # the line is written, and an event is both logged and counted or neither.
+            try:
+                then()
+            except Exception as exc:  # a bug in counting: that request answers 500
+                _settle(waiter, exc)
+            else:
+                _settle(waiter, None)
+
+
+def _settle(waiter: asyncio.Future[None], error: Exception | None) -> None:
+    """Let a request waiting for its line go on, unless it is gone (cancelled, or its loop
+    closed: the last turn is written at exit)."""
+    if waiter.done() or waiter.get_loop().is_closed():
+        return
+    if error is None:
+        waiter.set_result(None)
+    else:
+        waiter.set_exception(error)
+
+
+#: The direct writer of event lines, while a JSON configuration is in force.
+_EVENT_LINES: list[_EventLines] = []
+
+
+def log_event(
+    event: str, fields: dict[str, Any], then: Callable[[], None]
+) -> asyncio.Future[None] | None:
+    """Log one accepted event's line, then call ``then`` (which counts the event); or raise
+    :class:`LogUnavailable` having done neither. ``fields`` is the line's content
+    (:func:`event_fields`); it is consumed.
+
+    With a direct sink the lines of one turn of the event loop are written together after
+    it: the future returned resolves once this one is written and ``then`` called (or
+    raises :class:`LogUnavailable`); await it before answering. ``None`` when that is
+    already done. The line is written and ``then`` called even if nobody awaits.
+    """
+    if _EVENT_LINES and (direct := _EVENT_LINES[0]).in_force():
+        if direct.enabled:
+            return direct.write(direct.render(event, fields), then)
+        then()
+        return None
+    structlog.get_logger(EVENT_LOGGER).info(event, **fields)
+    then()
+    return None
+
+
+def flush_event_lines() -> None:
+    """Write the event lines of the current turn now (at shutdown)."""
+    for direct in _EVENT_LINES:
+        direct.flush()
+
+
 #: The sinks configure_logging made, so a new configuration closes the one before.
 _SINKS: list[LogSink] = []
 
 
 def _close_sinks() -> None:
+    flush_event_lines()
     for sink in _SINKS:
         sink.close()
 
@@ -398,6 +595,7 @@ def configure_logging(
         redaction.append(_address_masker(recipient_mode))
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
+        _add_request_id,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
@@ -405,8 +603,19 @@ def configure_logging(
     _SINKS[:] = [BufferedSink(out, buffer_lines) if buffer_lines else DirectSink(out)]
     sink = _SINKS[0]
     numeric_level = logging.getLevelNamesMapping()[level.upper()]
+    processors: list[structlog.typing.Processor] = [
+        *shared,
+        structlog.processors.StackInfoRenderer(),
+        *redaction,
+        renderer,
+    ]
+    _EVENT_LINES[:] = (
+        []
+        if console
+        else [_EventLines(sink, processors, renderer, enabled=numeric_level <= logging.INFO)]
+    )
     structlog.configure(
-        processors=[*shared, structlog.processors.StackInfoRenderer(), *redaction, renderer],
+        processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
         logger_factory=_SinkLoggerFactory(sink),
         # Not cached: a logger already used keeps working when logging is configured again
@@ -449,7 +658,7 @@ def event_fields(event: Event, diagnosis: Diagnosis, mode: RecipientMode) -> dic
     if isinstance(event, RecipientEvent):
         fields["recipient"] = render_recipient(event.recipient, event.domain, mode)
         fields["domain"] = event.domain
-        fields["provider"] = provider_of(event.domain).value
+        fields["provider"] = event.provider.value
     fields["occurred_at"] = event.occurred_at.isoformat() if event.occurred_at else None
     fields["tags"] = list(event.tags)
     match event:
@@ -459,7 +668,7 @@ def event_fields(event: Event, diagnosis: Diagnosis, mode: RecipientMode) -> dic
                 state=event.state,
                 state_raw=event.state_raw,
                 code=event.code,
-                code_class=code_class(event.code),
+                code_class=event.code_class,
                 extended=event.extended,
                 description=event.description,
             )
@@ -471,7 +680,7 @@ def event_fields(event: Event, diagnosis: Diagnosis, mode: RecipientMode) -> dic
         case DeliveryEvent():
             fields.update(
                 code=event.code,
-                code_class=code_class(event.code),
+                code_class=event.code_class,
                 extended=event.extended,
                 description=event.description,
             )

@@ -4,18 +4,25 @@ Label values known at start (states x code classes per provider domain, status c
 subjects, kinds x outcomes) are created at 0 so ``increase()`` and ``absent()`` based alerts
 work from the first scrape. The ``domain`` label is bounded by :class:`DomainLabels`, and
 ``provider`` follows from it.
+
+Counters and the histogram are :mod:`exporter.families`: updated on the event loop without
+locks, and written to ``/metrics`` from lines made once per series (:mod:`exporter.exposition`);
+gauges are prometheus-client's.
 """
 
 from __future__ import annotations
 
 import platform
+from collections.abc import Iterator
 from typing import Final, assert_never
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client import disable_created_metrics as _disable_created_metrics
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
 
 from exporter import __version__, catalog
 from exporter.catalog import MetricSpec, MetricType
@@ -38,16 +45,10 @@ from exporter.events import (
     Kind,
     OpenEvent,
 )
+from exporter.exposition import Exposition
+from exporter.families import CounterFamily, HistogramFamily
 from exporter.mail import BounceType, Reason, bounce_type_of
-from exporter.mail.smtp import (
-    CODE_CLASSES,
-    NO_STATUS,
-    STATES,
-    STATUS_CLASSES,
-    STATUS_SUBJECTS,
-    code_class,
-    parse_enhanced_status,
-)
+from exporter.mail.smtp import CODE_CLASSES, NO_STATUS, STATES, STATUS_CLASSES, STATUS_SUBJECTS
 from exporter.settings import AuthMode
 
 #: ``kind`` label values of the request metrics: every webhook kind, plus ``unknown`` for a
@@ -79,19 +80,32 @@ def disable_created_series() -> None:
     _disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped upstream
 
 
-def _counter(spec: MetricSpec, registry: CollectorRegistry) -> Counter:
-    assert spec.type is MetricType.COUNTER, spec.name
-    return Counter(spec.name, spec.help, spec.labels, registry=registry)
-
-
 def _gauge(spec: MetricSpec, registry: CollectorRegistry) -> Gauge:
     assert spec.type is MetricType.GAUGE, spec.name
     return Gauge(spec.name, spec.help, spec.labels, registry=registry)
 
 
-def _histogram(spec: MetricSpec, registry: CollectorRegistry) -> Histogram:
-    assert spec.type is MetricType.HISTOGRAM, spec.name
-    return Histogram(spec.name, spec.help, spec.labels, buckets=spec.buckets, registry=registry)
+class LastEvent(Collector):
+    """``smtpeter_last_event_timestamp_seconds``, read from a plain table at scrape time:
+    recording an event writes one float instead of setting a gauge under its lock."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.received_at: dict[str, float] = {kind.value: 0.0 for kind in Kind}
+        registry.register(self)
+
+    def describe(self) -> Iterator[Metric]:
+        yield self._family()
+
+    def collect(self) -> Iterator[Metric]:
+        family = self._family()
+        for kind, at in self.received_at.items():
+            family.add_metric([kind], at)
+        yield family
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        spec = catalog.LAST_EVENT
+        return GaugeMetricFamily(spec.name, spec.help, labels=list(spec.labels))
 
 
 class Metrics:
@@ -109,29 +123,53 @@ class Metrics:
         self.domains = DomainLabels(domain_limit, listed=listed_domains)
         # The default process, platform and GC collectors live on the global registry: give
         # ours the same ones.
-        ProcessCollector(registry=registry)
-        PlatformCollector(registry=registry)
-        GCCollector(registry=registry)
-
-        self.failures = _counter(catalog.FAILURES, registry)
-        self.failure_status = _counter(catalog.FAILURE_STATUS, registry)
-        self.failure_reasons = _counter(catalog.FAILURE_REASONS, registry)
-        self.bounces = _counter(catalog.BOUNCES, registry)
-        self.complaints = _counter(catalog.COMPLAINTS, registry)
-        self.deliveries = _counter(catalog.DELIVERIES, registry)
-        self.opens = _counter(catalog.OPENS, registry)
-        self.clicks = _counter(catalog.CLICKS, registry)
-        self.requests = _counter(catalog.REQUESTS, registry)
-        self.duration = _histogram(catalog.REQUEST_DURATION, registry)
-        self.last_event = _gauge(catalog.LAST_EVENT, registry)
-        self.domain_overflow = _counter(catalog.DOMAIN_OVERFLOW, registry)
+        collectors: list[Collector] = [
+            ProcessCollector(registry=registry),
+            PlatformCollector(registry=registry),
+            GCCollector(registry=registry),
+        ]
+        self.failures = CounterFamily(catalog.FAILURES, registry)
+        self.failure_status = CounterFamily(catalog.FAILURE_STATUS, registry)
+        self.failure_reasons = CounterFamily(catalog.FAILURE_REASONS, registry)
+        self.bounces = CounterFamily(catalog.BOUNCES, registry)
+        self.complaints = CounterFamily(catalog.COMPLAINTS, registry)
+        self.deliveries = CounterFamily(catalog.DELIVERIES, registry)
+        self.opens = CounterFamily(catalog.OPENS, registry)
+        self.clicks = CounterFamily(catalog.CLICKS, registry)
+        self.requests = CounterFamily(catalog.REQUESTS, registry)
+        self.duration = HistogramFamily(catalog.REQUEST_DURATION, registry)
+        self.last_event = LastEvent(registry)
+        self.domain_overflow = CounterFamily(catalog.DOMAIN_OVERFLOW, registry)
         self.auth_mode = _gauge(catalog.AUTH_MODE, registry)
-        self.key_lookups = _counter(catalog.KEY_LOOKUPS, registry)
+        self.key_lookups = CounterFamily(catalog.KEY_LOOKUPS, registry)
         self.dedup_entries = _gauge(catalog.DEDUP_ENTRIES, registry)
-        self.dedup_unavailable = _counter(catalog.DEDUP_UNAVAILABLE, registry)
+        self.dedup_unavailable = CounterFamily(catalog.DEDUP_UNAVAILABLE, registry)
         self.connections = _gauge(catalog.CONNECTIONS, registry)
-        self.connections_closed = _counter(catalog.CONNECTIONS_CLOSED, registry)
+        self.connections_closed = CounterFamily(catalog.CONNECTIONS_CLOSED, registry)
         self.build_info = _gauge(catalog.BUILD_INFO, registry)
+        collectors += (
+            self.failures,
+            self.failure_status,
+            self.failure_reasons,
+            self.bounces,
+            self.complaints,
+            self.deliveries,
+            self.opens,
+            self.clicks,
+            self.requests,
+            self.duration,
+            self.last_event,
+            self.domain_overflow,
+            self.auth_mode,
+            self.key_lookups,
+            self.dedup_entries,
+            self.dedup_unavailable,
+            self.connections,
+            self.connections_closed,
+            self.build_info,
+        )
+        #: ``/metrics``: every collector above, in the order registered.
+        self.exposition = Exposition(collectors)
         self.build_info.labels(__version__, platform.python_version()).set(1)
         self.auth_mode.labels(auth_mode.value).set(1)
         self._precreate()
@@ -150,8 +188,6 @@ class Metrics:
             for outcome in Outcome:
                 self.requests.labels(kind, outcome.value)
             self.duration.labels(kind)
-        for kind in Kind:
-            self.last_event.labels(kind.value)
         for lookup in KeyLookup:
             self.key_lookups.labels(lookup.value)
         for close_reason in CloseReason:
@@ -185,18 +221,17 @@ class Metrics:
         """Count one accepted event (its request is counted by :meth:`count_request`)."""
         match event:
             case FailureEvent():
-                recipient = self.recipient_labels(event.domain)
-                self.failures.labels(event.state, code_class(event.code), *recipient).inc()
-                status = parse_enhanced_status(event.extended)
+                domain, provider = self.recipient_labels(event.domain)
+                self.failures.labels(event.state, event.code_class, domain, provider).inc()
+                status = event.status
                 if status is None:
                     self.failure_status.labels(NO_STATUS, NO_STATUS).inc()
                 else:
                     self.failure_status.labels(status.klass, status.subject_label).inc()
-                if diagnosis.verdict is not None:
-                    verdict = diagnosis.verdict
-                    self.failure_reasons.labels(
-                        verdict.reason, verdict.bounce_type, *recipient
-                    ).inc()
+                verdict = diagnosis.verdict
+                if verdict is not None:
+                    reason, bounce_type = verdict.reason, verdict.bounce_type
+                    self.failure_reasons.labels(reason, bounce_type, domain, provider).inc()
             case DeliveryEvent():
                 self.deliveries.labels(*self.recipient_labels(event.domain)).inc()
             case OpenEvent():
@@ -209,7 +244,7 @@ class Metrics:
                 self._count_complaint(diagnosis)
             case _:
                 assert_never(event)
-        self.last_event.labels(event.kind.value).set(received_at)
+        self.last_event.received_at[event.kind] = received_at
 
     def _count_bounce(self, event: BounceEvent, diagnosis: Diagnosis) -> None:
         report = diagnosis.report
@@ -230,5 +265,5 @@ class Metrics:
 
     def count_request(self, kind: str, outcome: Outcome, seconds: float) -> None:
         """Count one webhook request, whatever became of it."""
-        self.requests.labels(kind, outcome.value).inc()
+        self.requests.labels(kind, outcome).inc()
         self.duration.labels(kind).observe(seconds)

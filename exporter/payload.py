@@ -74,10 +74,22 @@ _HEAD_END: Final = re.compile(rb"\r?\n\r?\n")
 _FOLDED: Final = re.compile(r"\n[ \t]+")
 
 
+#: The codec of each charset name seen, bounded: nearly every body declares none (UTF-8) or
+#: one of a handful of spellings, and the lookup folds the name each time otherwise.
+_CODECS: Final[dict[str, str | None]] = {}
+_MAX_CODECS: Final = 256
+
+
 def text_codec(charset: str, field: str | None = None) -> str:
     """The Python codec for a declared charset, or a 400 naming the charset (and the field
     it was declared for, in a multipart body)."""
-    codec = codec_for(charset)
+    try:
+        codec = _CODECS[charset]
+    except KeyError:
+        codec = codec_for(charset)
+        if len(_CODECS) >= _MAX_CODECS:
+            _CODECS.clear()
+        _CODECS[charset] = codec
     if codec is None:
         raise invalid(f"unknown charset {charset[:MAX_CHARSET_NAME]!r}", field)
     return codec
@@ -122,6 +134,8 @@ def header_params(value: str) -> dict[str, str]:
     decoded and wins over the plain one.
     """
     params: dict[str, str] = {}
+    if ";" not in value:  # what SMTPeter sends: a media type alone
+        return params
     extended: dict[str, str] = {}
     for match in _PARAM.finditer(value):
         name = match.group(1).lower()
@@ -148,6 +162,8 @@ def _rfc2231(value: str) -> str:
 def field_name(raw: str) -> str:
     """Lowercase, trimmed, with any ``[...]`` index suffix removed."""
     name = raw[:MAX_NAME].strip().lower()
+    if not name.endswith("]"):
+        return name
     match = _INDEXED_NAME.fullmatch(name)
     return match.group(1) if match else name
 
@@ -219,6 +235,9 @@ def _text(data: bytes, codec: str) -> str:
     Codecs that cannot keep them (UTF-16 and -32, UTF-7, a few CJK ones) replace them
     instead; data that even ``replace`` cannot get through is a 400.
     """
+    if codec == "utf-8" and len(data) <= SLICE:
+        # Nearly every value: what the incremental decoder below would make of it, at once.
+        return data.decode("utf-8", "surrogateescape")
     codec = _byte_order(data, codec)
     for errors in ("surrogateescape", "replace"):
         decoder = codecs.getincrementaldecoder(codec)(errors)
@@ -269,23 +288,48 @@ def _percent_decode(data: bytes) -> bytes:
     return b"".join(out)
 
 
+#: Field names of UTF-8 forms as sent, to the names they stand for (a webhook's dozen names
+#: arrive in every post), bounded.
+_FORM_NAMES: Final[dict[bytes, str]] = {}
+_MAX_FORM_NAMES: Final = 1024
+
+
 def _decode_form(body: bytes, codec: str) -> Fields:
-    """``a=1&b=2`` on bytes: split, ``+`` to space, percent-decode, then the charset."""
-    pairs = body.split(b"&", MAX_VALUES)
+    """``a=1&b=2`` on bytes: ``+`` to space, split, percent-decode, then the charset."""
+    # "+" is never a separator ("&" and "=" sent as data are %26 and %3D): replaced in one go.
+    pairs = body.replace(b"+", b" ").split(b"&", MAX_VALUES)
     if len(pairs) > MAX_VALUES:
         raise invalid(f"more than {MAX_VALUES} values")
     fields: Fields = {}
-    count = [0]
-    for pair in pairs:
+    names = _FORM_NAMES if codec == "utf-8" else {}
+    for pair in pairs:  # no more than MAX_VALUES of them: no count to keep
         if not pair:
             continue
-        name, _, value = pair.partition(b"=")
-        _add(fields, count, _form_text(name[: MAX_NAME * 3], codec), _form_text(value, codec))
+        raw_name, _, raw_value = pair.partition(b"=")
+        name = names.get(raw_name)
+        if name is None:
+            name = field_name(_form_text(raw_name[: MAX_NAME * 3], codec))
+            if names is _FORM_NAMES and len(raw_name) <= MAX_NAME:
+                if len(names) >= _MAX_FORM_NAMES:
+                    names.clear()
+                names[raw_name] = name
+        value = _form_text(raw_value, codec)
+        values = fields.get(name)
+        if values is None:
+            if len(fields) >= MAX_FIELDS:
+                raise invalid(f"more than {MAX_FIELDS} distinct fields")
+            fields[name] = [value]
+        else:
+            values.append(value)
     return fields
 
 
 def _form_text(data: bytes, codec: str) -> str:
-    return _text(_percent_decode(data.replace(b"+", b" ")), codec)
+    if b"%" in data:
+        data = unquote_to_bytes(data) if len(data) <= SLICE else _percent_decode(data)
+    if codec == "utf-8" and len(data) <= SLICE:  # nearly every value: see _text
+        return data.decode("utf-8", "surrogateescape")
+    return _text(data, codec)
 
 
 def _json_scalar(value: object) -> str:

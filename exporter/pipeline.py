@@ -168,16 +168,29 @@ class Ingest:
             raise
         try:
             diagnosis = await diagnosis_of(event)
+        except BaseException:
+            await self._not_recorded(event, arrival)
+            raise
+        try:
             # Logs first, then counts: an event is either both or neither (see the recorder).
-            self._recorder.record(event, diagnosis, received_at)
+            written = self._recorder.record(event, diagnosis, received_at)
+            if written is not None:
+                await written
+        except asyncio.CancelledError:
+            # Cut while its line waited to be written (a shutdown): it is recorded all the
+            # same, so SMTPeter's retry is a duplicate.
+            raise
         except BaseException as exc:
-            # Not recorded: SMTPeter's retry of these very bytes must be counted.
-            await self._deduplicator.release(event)
-            self._authenticator.forget(arrival)
+            await self._not_recorded(event, arrival)
             if isinstance(exc, LogUnavailable):
                 raise _log_unavailable() from None
             raise
         return respond(event.kind)
+
+    async def _not_recorded(self, event: Event, arrival: Arrival) -> None:
+        """SMTPeter's retry of these very bytes must be counted: forget what was claimed."""
+        await self._deduplicator.release(event)
+        self._authenticator.forget(arrival)
 
 
 async def read_body(request: web.Request, limits: Limits) -> bytes:
@@ -189,11 +202,19 @@ async def read_body(request: web.Request, limits: Limits) -> bytes:
     limit = limits.max_bytes
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(limit)
+    content = request.content
     chunks: list[bytes] = []
     size = 0
     try:
+        if content.is_eof():
+            # The whole body is in already (a small post arrives with its headers): taken at
+            # once, with no deadline to set and cancel.
+            body = content.read_nowait()
+            if len(body) > limit:
+                raise _too_large(limit)
+            return body
         async with asyncio.timeout(limits.body_timeout):
-            while chunk := await request.content.read(_READ_CHUNK):
+            while chunk := await content.read(_READ_CHUNK):
                 size += len(chunk)
                 if size > limit:
                     raise _too_large(limit)

@@ -59,6 +59,23 @@ READINESS_PAUSE: Final = 1.0
 FINAL_GRACE: Final = 0.5
 
 
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed (the ``uvloop`` extra), else asyncio's
+    (``None``). Measured on the ingest benchmark, uvloop takes about a tenth off the cost of
+    each request."""
+    try:
+        import uvloop  # noqa: PLC0415 - optional
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def serve_forever(app: web.Application, settings: Settings) -> None:
+    """Serve ``app`` on a new event loop until SIGTERM or SIGINT, then drain and stop."""
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        runner.run(serve(app, settings))
+
+
 def readiness_pause(budget: float) -> float:
     """Seconds between readiness turning 503 and the listener closing."""
     return min(READINESS_PAUSE, budget / 5)

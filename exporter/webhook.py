@@ -16,6 +16,7 @@ from typing import Final, TypedDict
 from exporter.domains import InvalidDomainError, normalize_domain
 from exporter.errors import invalid
 from exporter.events import (
+    CODE_CLASSES,
     AbuseEvent,
     BounceEvent,
     ClickEvent,
@@ -24,8 +25,9 @@ from exporter.events import (
     FailureEvent,
     Kind,
     OpenEvent,
+    enhanced_status,
 )
-from exporter.mail.smtp import is_reply_code, normalize_state, parse_enhanced_status
+from exporter.mail.smtp import normalize_state
 from exporter.payload import Fields, clean_text, raw_bytes
 
 #: Longest value kept per field; longer ones are cut and the field is listed in ``truncated``.
@@ -225,9 +227,26 @@ def _extra(fields: Fields, known: frozenset[str]) -> tuple[tuple[str, str], ...]
     return tuple(extra)
 
 
+#: Normalized states of the spellings seen so far, bounded (SMTPeter sends a handful).
+_STATES: Final[dict[str, str]] = {}
+_MAX_STATES: Final = 1024
+
+
+def _state(raw: str) -> str:
+    """The state label of ``raw`` (``other`` when none is given or known), remembered."""
+    try:
+        return _STATES[raw]
+    except KeyError:
+        state = normalize_state(raw) or "other"
+        if len(_STATES) >= _MAX_STATES:
+            _STATES.clear()
+        _STATES[raw] = state
+        return state
+
+
 def _code(reader: _Reader) -> str:
     code = reader.text("code")
-    if code and not is_reply_code(code):
+    if code and code not in CODE_CLASSES:
         raise invalid("code must be a three-digit SMTP reply code from 200 to 599", "code")
     return code
 
@@ -236,7 +255,7 @@ def _extended(reader: _Reader) -> str:
     text = reader.text("extended")
     if not text:
         return ""
-    status = parse_enhanced_status(text)
+    status = enhanced_status(text)
     if status is None:
         raise invalid(
             "extended must be an enhanced status code class.subject.detail, class 2, 4 or 5",
@@ -261,7 +280,7 @@ def _failure(reader: _Reader, common: _Common) -> Event:
         domain=domain,
         action=reader.text("action"),
         state_raw=state_raw,
-        state=normalize_state(state_raw) or "other",
+        state=_state(state_raw),
         code=_code(reader),
         extended=_extended(reader),
         description=reader.text("description"),

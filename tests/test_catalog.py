@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
 
+from benchmarks.ingest_server import fill_to_cap
+from benchmarks.series import measure
 from exporter.catalog import METRICS, Label, MetricType
+from exporter.errors import Outcome
 from exporter.metrics import Metrics
 
 
@@ -54,3 +59,31 @@ def test_series_names_are_what_queries_must_use() -> None:
 def test_every_recipient_counter_carries_provider_beside_domain() -> None:
     for spec in METRICS:
         assert (Label.DOMAIN in spec.labels) == (Label.PROVIDER in spec.labels), spec.name
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [
+        "",  # the text format, version 0.0.4
+        "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.3",
+        "text/plain;version=1.0.0;escaping=allow-utf-8",
+    ],
+)
+def test_the_exposition_is_prometheus_clients_byte_for_byte_at_the_series_cap(
+    accept: str,
+) -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, domain_limit=100)
+    fill_to_cap(metrics, 100)
+    metrics.count_request("failure", Outcome.ACCEPTED, 2.0)  # past the top bucket
+    metrics.domain_overflow.inc(3)
+    encoder, content_type = choose_encoder(accept)
+
+    def ours(exposition: bytes) -> list[str]:
+        # The process and garbage collector figures change between two renders.
+        lines = exposition.decode().splitlines()
+        return [line for line in lines if "process_" not in line and "python_gc_" not in line]
+
+    served = metrics.exposition.render(encoder, content_type)
+    assert ours(served) == ours(encoder(registry))
+    assert sum(line.startswith("smtpeter_") for line in ours(served)) == measure().worst_case
