@@ -45,6 +45,7 @@ OUTSIDE: Final = (
     ("", "exporter/exposition.py", "scrape (rendering /metrics)"),
     ("flush", "exporter/logs.py", "record, after the turn: lines written, events counted"),
     ("", "exporter/middlewares.py", "middlewares"),
+    ("", "exporter/app.py", "direct webhook routes (request id, in flight)"),
     ("", "exporter/connections.py", "connection tracking"),
     ("", "exporter/server.py", "connection tracking"),
     ("", "exporter/", "other code of ours"),

@@ -6,10 +6,10 @@ A webhook request goes through the steps of :mod:`exporter.pipeline`; the middle
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from html import escape
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from prometheus_client import CollectorRegistry
 
 from exporter.appkeys import DEDUPLICATOR, INGEST, LIFECYCLE, METRICS, SETTINGS
@@ -19,11 +19,22 @@ from exporter.events import Kind
 from exporter.exposition import metrics_handler
 from exporter.lifecycle import Lifecycle
 from exporter.logs import log
-from exporter.metrics import Metrics
-from exporter.middlewares import DISPATCH_PATH, KIND_PATHS, Handler, outcomes, request_context
+from exporter.metrics import UNKNOWN_KIND, Metrics
+from exporter.middlewares import (
+    DISPATCH_PATH,
+    KIND_PATHS,
+    Handler,
+    answer,
+    bind_request_id,
+    outcomes,
+    request_context,
+)
 from exporter.pipeline import Ingest, Limits
 from exporter.recorder import Recorder
 from exporter.settings import AuthMode, Settings
+
+#: What an aiohttp server calls per request (``web.Server``'s ``request_handler``).
+RequestHandler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
 def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> web.Application:
@@ -106,9 +117,51 @@ def webhook_handler(kind: Kind | None) -> Handler:
     """The handler for one kind's path, or for the dispatching path when ``kind`` is None."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        return await request.app[INGEST].handle(request, kind)
+        return await request.app[INGEST].handle(request, kind, request.match_info.get("token"))
 
     return handle
+
+
+def direct_webhooks(app: web.Application, fallback: RequestHandler) -> RequestHandler:
+    """A request handler for a listener of ``app``: a plain ``POST`` to a webhook path goes
+    straight to the pipeline, everything else to ``fallback`` (the app's own handler).
+
+    Straight means without aiohttp's router and middleware chain, which cost more per
+    webhook than the work they route (``make profile``); the middlewares' own work runs all
+    the same (:func:`~exporter.middlewares.bind_request_id`, the in-flight count,
+    :func:`~exporter.middlewares.answer`), so the answer, the counting and the logging are
+    those of the app's route. A request sent with ``Expect`` (``100-continue``), and the
+    secret paths of token mode, take the app's way.
+    """
+    ingest, metrics, lifecycle = app[INGEST], app[METRICS], app[LIFECYCLE]
+
+    def route(kind: Kind | None) -> RequestHandler:
+        async def pipeline(request: web.BaseRequest) -> web.StreamResponse:
+            return await ingest.handle(request, kind)
+
+        label = kind.value if kind is not None else UNKNOWN_KIND
+
+        async def handle(request: web.BaseRequest) -> web.StreamResponse:
+            request_id = bind_request_id(request)
+            lifecycle.enter()
+            try:
+                response = await answer(request, pipeline, metrics, label)
+            finally:
+                lifecycle.leave()
+            response.headers["X-Request-Id"] = request_id
+            return response
+
+        return handle
+
+    routes = {DISPATCH_PATH: route(None)} | {path: route(kind) for path, kind in KIND_PATHS.items()}
+
+    async def dispatch(request: web.BaseRequest) -> web.StreamResponse:
+        direct = routes.get(request.rel_url.raw_path)
+        if direct is None or request.method != hdrs.METH_POST or hdrs.EXPECT in request.headers:
+            return await fallback(request)
+        return await direct(request)
+
+    return dispatch
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -22,17 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import math
+import sys
 import time
-from collections import deque
+from array import array
 from collections.abc import Callable
 from datetime import datetime
-from typing import Final, Protocol, assert_never
-
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from typing import Final, assert_never
 
 from exporter.events import (
     AbuseEvent,
@@ -43,7 +38,6 @@ from exporter.events import (
     FailureEvent,
     OpenEvent,
 )
-from exporter.logs import log
 from exporter.metrics import Metrics
 from exporter.pipeline import Deduplicator, NoDeduplication
 from exporter.settings import Settings
@@ -151,18 +145,45 @@ def _bytes_of(value: object) -> bytes:
 _CLEANUP_BATCH: Final = 16
 
 
+#: 64-bit words per digest in the ring.
+_WORDS: Final = DIGEST_SIZE // 8
+#: A ring slot whose event was released out of order: skipped when the front reaches it.
+_HOLE: Final = float("-inf")
+
+
 class MemoryDeduplicator:
     """Remembers event keys in this process for ``window`` seconds, ``max_entries`` at most.
 
-    A set answers "seen?"; two deques hold the keys in claim order and when each expires.
-    The clock is monotonic and the window fixed, so claim order is expiry order: the oldest
-    entry is both the first to expire and the first to evict, and either is a pop from the
-    front, O(1) per event. An entry takes about 100 bytes (a set slot, two deque slots and
-    the 16-byte key object, measured with tracemalloc at 500,000 entries), under two thirds
-    of an ``OrderedDict`` of key to expiry, whose table doubles once eviction churns it.
+    Everything lives in three flat arrays allocated at start, so an entry costs no Python
+    object at all (about 33 bytes, against about 100 for a set of ``bytes`` and two deques):
+
+    - a ring of ``max_entries`` slots holding the 16-byte digests in claim order, beside an
+      array of their expiry times. The clock is monotonic and the window fixed, so claim
+      order is expiry order: the oldest entry is both the first to expire and the first to
+      evict, and either is a step of the ring's front, O(1) per event;
+    - an open-addressing hash table (linear probing, at most half full) of ring positions,
+      keyed by the digest's first bytes, which answers "seen?". Each look-up compares the
+      whole digest, so the store itself adds no false positives; forgetting an entry shifts
+      the entries probed after it back (no tombstones), so the table never degrades.
+
+    A released entry that is not the newest (rare: only a failed record releases, right
+    after its claim) leaves a hole in the ring until the front reaches it; until then the
+    store holds one entry fewer than ``max_entries``.
     """
 
-    __slots__ = ("_clock", "_expiries", "_keys", "_last_expiry", "_max_entries", "_seen", "_window")
+    __slots__ = (
+        "_clock",
+        "_digests",
+        "_expiries",
+        "_head",
+        "_index",
+        "_live",
+        "_mask",
+        "_max_entries",
+        "_used",
+        "_window",
+        "_words",
+    )
 
     def __init__(
         self,
@@ -175,14 +196,29 @@ class MemoryDeduplicator:
         self._window = window
         self._max_entries = max_entries
         self._clock = clock
-        self._seen: set[bytes] = set()
-        self._keys: deque[bytes] = deque()
-        self._expiries: deque[int] = deque()
-        self._last_expiry = 0
+        self._digests = bytearray(max_entries * DIGEST_SIZE)
+        #: The same bytes as 64-bit words: a digest's first word, its hash, without a copy.
+        self._words = memoryview(self._digests).cast("Q")
+        self._expiries = array("d", bytes(8 * max_entries))
+        # Ring position + 1 per slot (0: empty); at least twice the entries, a power of two.
+        slots = 1 << max(3, (2 * max_entries - 1).bit_length())
+        typecode = "I" if max_entries < 2**32 - 1 else "Q"
+        self._index = array(typecode, bytes(array(typecode).itemsize * slots))
+        self._mask = slots - 1
+        #: Ring position of the oldest slot, slots in use (entries and holes), and entries.
+        self._head = 0
+        self._used = 0
+        self._live = 0
 
     def __len__(self) -> int:
         """Entries held now, including expired ones later events have yet to forget."""
-        return len(self._seen)
+        return self._live
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the store's arrays, allocated at start whatever it holds."""
+        index, expiries = self._index, self._expiries
+        return len(self._digests) + len(expiries) * expiries.itemsize + len(index) * index.itemsize
 
     async def claim(self, event: Event) -> bool:
         return self.claim_key(await key_of(event))
@@ -190,227 +226,113 @@ class MemoryDeduplicator:
     def claim_key(self, key: bytes) -> bool:
         """``True`` when ``key`` is new or its entry has expired; it is remembered from now."""
         now = self._clock()
-        if key in self._seen:
-            # It may have expired behind a backlog the batches have not reached: forget every
-            # expired entry first. Each entry is forgotten once, so this stays O(1) amortized.
-            self._forget_expired(now, len(self._seen))
-            if key in self._seen:
+        slot = self._find(key)
+        if slot >= 0:
+            if self._expiries[self._index[slot] - 1] > now:
                 return False
-        else:
+            # Expired behind a backlog the batches have not reached: forget every expired
+            # entry first. Each entry is forgotten once, so this stays O(1) amortized.
+            self._forget_expired(now, self._used)
+            slot = self._find(key)
+        elif self._used and self._expiries[self._head] <= now:
             self._forget_expired(now, _CLEANUP_BATCH)
-        if len(self._seen) >= self._max_entries:
-            self._seen.discard(self._keys.popleft())
-            self._expiries.popleft()
-        # Whole seconds, rounded up: events claimed within one second share one int object
-        # (saving 32 bytes each), and an event is never forgotten before its window is over.
-        expires = math.ceil(now + self._window)
-        if expires != self._last_expiry:
-            self._last_expiry = expires
-        self._seen.add(key)
-        self._keys.append(key)
-        self._expiries.append(self._last_expiry)
+            slot = self._find(key)
+        capacity = self._max_entries
+        if self._used >= capacity:
+            # Full: the oldest slot makes room (an entry, or a hole before one).
+            while self._used >= capacity or self._live >= capacity:
+                self._pop_front()
+            slot = self._find(key)
+        position = self._head + self._used
+        if position >= capacity:
+            position -= capacity
+        start = position * DIGEST_SIZE
+        self._digests[start : start + DIGEST_SIZE] = key
+        self._expiries[position] = now + self._window
+        self._index[-1 - slot] = position + 1
+        self._used += 1
+        self._live += 1
         return True
 
     async def release(self, event: Event) -> None:
-        key = await key_of(event)
-        if key not in self._seen:
+        self.release_key(await key_of(event))
+
+    def release_key(self, key: bytes) -> None:
+        """Forget ``key`` (claimed, but its event could not be recorded)."""
+        slot = self._find(key)
+        if slot < 0:
             return
-        self._seen.discard(key)
-        # Released right after it was claimed, the key is nearly always the newest: found at
-        # once from the back. Releases only follow a failed record, so the rare scan is fine.
-        for back, held in enumerate(reversed(self._keys), start=1):
-            if held == key:
-                del self._keys[-back]
-                del self._expiries[-back]
-                return
+        position = self._index[slot] - 1
+        self._unindex(slot)
+        self._live -= 1
+        self._expiries[position] = _HOLE
+        # Released right after it was claimed, the entry is nearly always the newest: its
+        # slot (and any hole before it) is given back at once.
+        capacity = self._max_entries
+        while self._used and self._expiries[(self._head + self._used - 1) % capacity] == _HOLE:
+            self._used -= 1
 
     async def close(self) -> None:
-        self._seen.clear()
-        self._keys.clear()
-        self._expiries.clear()
+        self._words.release()
+        self._digests = bytearray()
+        self._words = memoryview(self._digests).cast("Q")
+        self._expiries = array("d")
+        self._index = array(self._index.typecode, [0])
+        self._mask = 0
+        self._head = self._used = self._live = 0
 
-    def _forget_expired(self, now: float, limit: int) -> None:
-        keys, expiries = self._keys, self._expiries
-        for _ in range(limit):
-            if not expiries or expiries[0] > now:
-                return
-            expiries.popleft()
-            self._seen.discard(keys.popleft())
+    def _find(self, key: bytes) -> int:
+        """The table slot holding ``key``, or ``-1 - slot`` of the empty slot it would take."""
+        index, digests, mask = self._index, self._digests, self._mask
+        slot = int.from_bytes(key[:8], sys.byteorder) & mask
+        while entry := index[slot]:
+            if digests.startswith(key, (entry - 1) * DIGEST_SIZE):
+                return slot
+            slot = (slot + 1) & mask
+        return -1 - slot
 
+    def _unindex(self, slot: int) -> None:
+        """Empty ``slot``, moving back the entries probed past it (Knuth's algorithm R)."""
+        index, mask, words = self._index, self._mask, self._words
+        probe = slot
+        while entry := index[probe := (probe + 1) & mask]:
+            home = words[(entry - 1) * _WORDS] & mask
+            # The entry may fill the gap when its probe sequence passes through it.
+            if (probe - home) & mask >= (probe - slot) & mask:
+                index[slot] = entry
+                slot = probe
+        index[slot] = 0
 
-class Counts(Protocol):
-    """A counter without labels (``smtpeter_dedup_unavailable_total``)."""
+    def _pop_front(self) -> None:
+        """Forget the oldest slot of the ring (an entry, or a hole)."""
+        position = self._head
+        if self._expiries[position] != _HOLE:
+            index, mask, wanted = self._index, self._mask, position + 1
+            slot = self._words[position * _WORDS] & mask
+            while index[slot] != wanted:
+                slot = (slot + 1) & mask
+            self._unindex(slot)
+            self._live -= 1
+        self._head = position + 1 if position + 1 < self._max_entries else 0
+        self._used -= 1
 
-    def inc(self, amount: float = 1.0) -> None: ...
-
-
-#: Redis keys are this prefix and the hex digest, so a shared Redis can tell them apart.
-KEY_PREFIX: Final = "smtpeter-exporter:dedup:"
-#: Longest a request waits for Redis: a healthy Redis on the same network answers in about
-#: a millisecond, and a webhook must not wait on a sick one.
-REDIS_TIMEOUT: Final = 0.25
-#: After a failure Redis is left alone this long, doubling per failed attempt up to the
-#: maximum, so a dead Redis does not add its timeout to every request.
-REDIS_BACKOFF: Final = 1.0
-REDIS_MAX_BACKOFF: Final = 30.0
-#: At most one warning per this many seconds while Redis is unavailable.
-REDIS_WARN_EVERY: Final = 60.0
-
-#: What Redis being unreachable, slow or refusing looks like.
-_UNAVAILABLE: Final = (RedisError, OSError, TimeoutError)
-
-
-def connect_redis(url: str, timeout: float = REDIS_TIMEOUT) -> Redis:
-    """A client for ``url`` that gives up after ``timeout`` seconds.
-
-    One immediate retry replaces a pooled connection Redis dropped (a restart) within the
-    same request; the caller's own timeout bounds both tries.
-    """
-    client: Redis = Redis.from_url(
-        url,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 1),
-    )
-    return client
-
-
-class RedisDeduplicator:
-    """Remembers event keys in Redis, shared by every replica: ``SET key 1 NX PX window``.
-
-    ``SET NX`` is atomic, so of two replicas receiving the same event exactly one records it.
-    When Redis cannot answer within ``timeout`` the event is accepted unchecked rather than
-    refused (a refusal would only lose it), counted in ``smtpeter_dedup_unavailable_total``
-    and warned about at most every ``warn_every`` seconds; Redis is then left alone for a
-    back-off that doubles per failed attempt, and the first success ends the outage.
-    """
-
-    __slots__ = (
-        "_backoff",
-        "_client",
-        "_clock",
-        "_failures",
-        "_last_warning",
-        "_max_backoff",
-        "_paused_until",
-        "_prefix",
-        "_timeout",
-        "_unavailable",
-        "_unchecked_in_outage",
-        "_unchecked_since_warning",
-        "_warn_every",
-        "_window_ms",
-    )
-
-    def __init__(
-        self,
-        client: Redis,
-        *,
-        window: float,
-        unavailable: Counts,
-        timeout: float = REDIS_TIMEOUT,
-        backoff: float = REDIS_BACKOFF,
-        max_backoff: float = REDIS_MAX_BACKOFF,
-        warn_every: float = REDIS_WARN_EVERY,
-        prefix: str = KEY_PREFIX,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._client = client
-        # PX rather than EX: whole milliseconds, so windows under a second work too.
-        self._window_ms = max(1, round(window * 1000))
-        self._unavailable = unavailable
-        self._timeout = timeout
-        self._backoff = backoff
-        self._max_backoff = max_backoff
-        self._warn_every = warn_every
-        self._prefix = prefix.encode()
-        self._clock = clock
-        self._failures = 0
-        self._paused_until = float("-inf")
-        self._last_warning = float("-inf")
-        self._unchecked_since_warning = 0
-        self._unchecked_in_outage = 0
-
-    async def redis_key(self, event: Event) -> bytes:
-        """The Redis key of ``event``: the prefix and its digest in hex."""
-        return self._prefix + (await key_of(event)).hex().encode()
-
-    async def claim(self, event: Event) -> bool:
-        if self._clock() < self._paused_until:
-            self._accept_unchecked(None)
-            return True
-        key = await self.redis_key(event)
-        try:
-            async with asyncio.timeout(self._timeout):
-                stored = await self._client.set(key, b"1", nx=True, px=self._window_ms)
-        except _UNAVAILABLE as exc:
-            self._fail()
-            self._accept_unchecked(exc)
-            return True
-        self._succeed()
-        return bool(stored)
-
-    async def release(self, event: Event) -> None:
-        # Rare (recording failed), and failing costs that event's count: always logged.
-        if self._clock() < self._paused_until:
-            log.warning("dedup_release_failed", error="Redis is unavailable (backing off)")
-            return
-        key = await self.redis_key(event)
-        try:
-            async with asyncio.timeout(self._timeout):
-                await self._client.delete(key)
-        except _UNAVAILABLE as exc:
-            self._fail()
-            log.warning("dedup_release_failed", error=_describe(exc))
-        else:
-            self._succeed()
-
-    async def close(self) -> None:
-        await self._client.aclose()
-
-    def _fail(self) -> None:
-        now = self._clock()
-        # Requests that were already waiting when Redis went away fail together: they are
-        # one failed attempt, not many, so the back-off grows once.
-        if now >= self._paused_until:
-            self._failures += 1
-            pause = min(self._backoff * 2 ** (self._failures - 1), self._max_backoff)
-            self._paused_until = now + pause
-
-    def _succeed(self) -> None:
-        if self._failures:
-            log.info("dedup_store_recovered", unchecked_events=self._unchecked_in_outage)
-            self._failures = 0
-            self._last_warning = float("-inf")
-            self._unchecked_since_warning = 0
-            self._unchecked_in_outage = 0
-
-    def _accept_unchecked(self, error: BaseException | None) -> None:
-        self._unavailable.inc()
-        self._unchecked_since_warning += 1
-        self._unchecked_in_outage += 1
-        now = self._clock()
-        if now - self._last_warning < self._warn_every:
-            return
-        log.warning(
-            "dedup_store_unavailable",
-            message="Redis did not answer; events are accepted without a duplicate check",
-            error=_describe(error) if error is not None else None,
-            unchecked_events=self._unchecked_since_warning,
-            retry_in_seconds=round(max(self._paused_until - now, 0.0), 3),
-        )
-        self._last_warning = now
-        self._unchecked_since_warning = 0
-
-
-def _describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    def _forget_expired(self, now: float, limit: int) -> int:
+        """Forget up to ``limit`` expired slots from the front; how many were forgotten."""
+        expiries = self._expiries
+        forgotten = 0
+        while forgotten < limit and self._used and expiries[self._head] <= now:
+            self._pop_front()
+            forgotten += 1
+        return forgotten
 
 
 def build_deduplicator(settings: Settings, metrics: Metrics) -> Deduplicator:
     """The duplicate store the settings name: Redis when a URL is given (shared by replicas),
     else memory, or none when ``--dedup.max-entries=0``."""
     if settings.dedup_redis_url is not None:
+        # Only here: the Redis client is a few megabytes a single replica does not need.
+        from exporter.dedup_redis import RedisDeduplicator, connect_redis  # noqa: PLC0415
+
         return RedisDeduplicator(
             connect_redis(settings.dedup_redis_url),
             window=settings.dedup_window,

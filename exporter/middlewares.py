@@ -3,7 +3,8 @@
 ``request_context`` binds a request id to every log line and keeps the request counted as
 in flight until it is answered (the drain at shutdown waits for it). ``outcomes`` turns every
 refusal into a JSON body, counts and times every webhook request, and logs refusals without
-their body.
+their body. Their work is in plain functions (:func:`bind_request_id`, :func:`answer`), which
+the direct webhook routes of :mod:`exporter.app` call without aiohttp's middleware chain.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Final
+from typing import Final, TypeVar
 
 from aiohttp import hdrs, web
 
@@ -21,10 +22,11 @@ from exporter.appkeys import LIFECYCLE, METRICS
 from exporter.errors import Outcome, Rejected
 from exporter.events import Kind
 from exporter.logs import REQUEST_ID, log, logged_path
-from exporter.metrics import UNKNOWN_KIND
+from exporter.metrics import UNKNOWN_KIND, Metrics
 from exporter.pipeline import REQUEST_KIND, REQUEST_OUTCOME
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_R = TypeVar("_R", bound=web.BaseRequest)
 
 #: The one path that takes every kind, dispatching on the ``type`` field.
 DISPATCH_PATH: Final = "/webhooks"
@@ -58,13 +60,20 @@ def new_request_id() -> str:
     return f"{_ID_PREFIX}{next(_ID_NUMBERS):016x}"
 
 
-@web.middleware
-async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Bind a request id to the logs (the client's X-Request-Id when plain, else a new one)
-    and keep the request counted as in flight until it is answered."""
+def bind_request_id(request: web.BaseRequest) -> str:
+    """The request's id (the client's X-Request-Id when plain, else a new one), bound to
+    every log line the request produces."""
     given = request.headers.get("X-Request-Id")
     request_id = given if given and _REQUEST_ID.fullmatch(given) else new_request_id()
     REQUEST_ID.set(request_id)
+    return request_id
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bind a request id to the logs and keep the request counted as in flight until it is
+    answered."""
+    request_id = bind_request_id(request)
     lifecycle = request.app[LIFECYCLE]
     lifecycle.enter()
     try:
@@ -78,8 +87,21 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
 @web.middleware
 async def outcomes(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every refusal becomes a JSON body; every webhook request is counted and timed."""
-    started = time.perf_counter()
     webhook = _WEBHOOK_PATH.fullmatch(request.path)
+    path_kind = _path_kind(webhook[1]) if webhook is not None else None
+    return await answer(request, handler, request.app[METRICS], path_kind)
+
+
+async def answer(
+    request: _R,
+    handler: Callable[[_R], Awaitable[web.StreamResponse]],
+    metrics: Metrics,
+    path_kind: str | None,
+) -> web.StreamResponse:
+    """What ``outcomes`` does: ``handler``'s response, or a JSON refusal for what it raised;
+    counted and timed when ``path_kind`` says the path is a webhook path (the kind its path
+    names, or ``unknown``)."""
+    started = time.perf_counter()
     try:
         response = await handler(request)
     except Rejected as rejected:
@@ -94,7 +116,7 @@ async def outcomes(request: web.Request, handler: Handler) -> web.StreamResponse
             headers["Allow"] = exc.headers[hdrs.ALLOW]
             error = f"method {request.method} is not allowed here; use {headers['Allow']}"
         from_router = Rejected(exc.status, outcome, error, headers=headers)
-        response = _refuse(request, from_router, log_it=webhook is not None)
+        response = _refuse(request, from_router, log_it=path_kind is not None)
     except Exception:
         log.exception("internal_error", path=logged_path(request))
         response = web.json_response({"error": "internal error"}, status=500)
@@ -103,9 +125,9 @@ async def outcomes(request: web.Request, handler: Handler) -> web.StreamResponse
         outcome = request.get(REQUEST_OUTCOME) or (
             Outcome.ACCEPTED if response.status < 400 else Outcome.INVALID
         )
-    if webhook is not None:
-        kind = request.get(REQUEST_KIND) or _path_kind(webhook[1])
-        request.app[METRICS].count_request(kind, outcome, time.perf_counter() - started)
+    if path_kind is not None:
+        kind = request.get(REQUEST_KIND) or path_kind
+        metrics.count_request(kind, outcome, time.perf_counter() - started)
     return response
 
 
@@ -114,7 +136,7 @@ def _path_kind(path: str) -> str:
     return kind.value if kind is not None else UNKNOWN_KIND
 
 
-def _refuse(request: web.Request, rejected: Rejected, *, log_it: bool = True) -> web.Response:
+def _refuse(request: web.BaseRequest, rejected: Rejected, *, log_it: bool = True) -> web.Response:
     if log_it:
         log.warning(
             "webhook_rejected",

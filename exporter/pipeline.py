@@ -136,7 +136,11 @@ class Ingest:
         self._deduplicator = deduplicator
         self._recorder = recorder
 
-    async def handle(self, request: web.Request, kind: Kind | None) -> web.Response:
+    async def handle(
+        self, request: web.BaseRequest, kind: Kind | None, path_token: str | None = None
+    ) -> web.Response:
+        """Answer one webhook request; ``kind`` is its path's (None: the ``type`` field's),
+        ``path_token`` the secret segment of a ``/{token}/webhooks/...`` path."""
         received_at = time.time()
         content_type = request.headers.get(hdrs.CONTENT_TYPE, "")
         # The media type is checked before the body is read: an upload we cannot decode
@@ -148,7 +152,7 @@ class Ingest:
             target=request.raw_path,
             headers=request.headers,
             body=body,
-            path_token=request.match_info.get("token"),
+            path_token=path_token,
             received_at=received_at,
         )
         await self._authenticator.authenticate(arrival)
@@ -193,7 +197,7 @@ class Ingest:
         self._authenticator.forget(arrival)
 
 
-async def read_body(request: web.Request, limits: Limits) -> bytes:
+async def read_body(request: web.BaseRequest, limits: Limits) -> bytes:
     """The whole body, within the size limit and the body timeout.
 
     A client that hangs up before its body is in is ``client_closed``: nobody is left to
@@ -251,7 +255,7 @@ async def decode(body: bytes, content_type: str, essence: str) -> Fields:
     return await _offload(payload.decode, body, content_type, essence)
 
 
-def parse(kind: Kind | None, fields: Fields, request: web.Request) -> Event:
+def parse(kind: Kind | None, fields: Fields, request: web.BaseRequest) -> Event:
     """Fields to the typed event of the path's kind (or the ``type`` field's, on /webhooks)."""
     event_kind = kind if kind is not None else resolve_kind(fields)
     request[REQUEST_KIND] = event_kind.value

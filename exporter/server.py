@@ -34,7 +34,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from exporter.app import create_metrics_app
+from exporter.app import create_metrics_app, direct_webhooks
 from exporter.appkeys import LIFECYCLE, METRICS
 from exporter.connections import (
     METRICS_BACKLOG,
@@ -148,13 +148,17 @@ async def listen(
     *,
     metrics: Metrics,
     backlog: int,
+    webhooks: bool = False,
 ) -> Listener:
-    """Start ``app`` on ``address`` with capped and timed connections."""
+    """Start ``app`` on ``address`` with capped and timed connections; with ``webhooks``, its
+    webhook paths are served without the router and middleware chain (:func:`direct_webhooks`)."""
     runner = web.AppRunner(
         app, handle_signals=False, shutdown_timeout=final_grace(settings.shutdown_timeout)
     )
     await runner.setup()
     assert runner.server is not None
+    if webhooks:
+        runner.server.request_handler = direct_webhooks(app, runner.server.request_handler)
     connections = ConnectionTable(limits, functools.partial(_count_close, metrics))
     handler = functools.partial(
         ConnectionHandler,
@@ -238,6 +242,7 @@ async def start_service(app: web.Application, settings: Settings) -> Service:
         settings,
         metrics=metrics,
         backlog=WEBHOOK_BACKLOG,
+        webhooks=True,
     )
     metrics.connections.set_function(lambda: len(webhooks.connections))
     monitoring = None

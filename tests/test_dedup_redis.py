@@ -14,7 +14,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter
 
 from exporter.app import create_app
-from exporter.dedup import KEY_PREFIX, REDIS_TIMEOUT, RedisDeduplicator, connect_redis
+from exporter.dedup_redis import KEY_PREFIX, REDIS_TIMEOUT, RedisDeduplicator, connect_redis
 from exporter.events import FailureEvent
 from exporter.settings import Settings
 from tests.conftest import Exporter, MakeClient, free_port, require_tool

@@ -19,7 +19,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from exporter.auth import SignatureAuthenticator
 from exporter.errors import Rejected
 from exporter.keys import PinnedKey, key_from_txt, load_pem_key
 from exporter.pipeline import Arrival
@@ -34,6 +33,7 @@ from exporter.signatures import (
     signing_string,
     verify,
 )
+from exporter.signed import SignatureAuthenticator
 from tests import signing
 from tests.signing import COPERNICA_ID, COVERED, MINIMUM, new_key, sign
 
