@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from enum import StrEnum
+from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Final, NamedTuple
@@ -134,22 +135,15 @@ class InvalidDomainError(ValueError):
     """The text after the ``@`` is not a domain name or address literal."""
 
 
-#: Domains normalized so far, bounded: a list mails a few thousand domains, most of them over
-#: and over, and the IDNA and shape checks cost more than the lookup.
-_NORMALIZED: Final[dict[str, str]] = {}
+#: How many normalized domains are remembered: a list mails a few thousand domains, most of
+#: them over and over, and the IDNA and shape checks cost more than the lookup.
 _MAX_NORMALIZED: Final = 4096
 
 
+@lru_cache(maxsize=_MAX_NORMALIZED)  # an invalid domain raises, and is not remembered
 def normalize_domain(raw: str) -> str:
     """Lowercase, IDNA-encode (UTS #46) and drop the trailing dot of a recipient domain."""
-    try:
-        return _NORMALIZED[raw]
-    except KeyError:
-        domain = _normalize(raw)
-    if len(_NORMALIZED) >= _MAX_NORMALIZED:
-        _NORMALIZED.clear()
-    _NORMALIZED[raw] = domain
-    return domain
+    return _normalize(raw)
 
 
 def _normalize(raw: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import ClassVar, Final, TypeAlias
 
 from exporter.domains import Provider, provider_of
@@ -21,21 +22,11 @@ from exporter.mail.smtp import EnhancedStatus, parse_enhanced_status
 CODE_CLASSES: Final[dict[str, str]] = {str(code): f"{code // 100}xx" for code in range(200, 600)}
 NO_CODE: Final = "none"
 
-#: Enhanced status codes parsed so far, bounded (a few dozen occur in practice).
-_STATUSES: Final[dict[str, EnhancedStatus | None]] = {}
-_MAX_STATUSES: Final = 1024
 
-
+@lru_cache(maxsize=1024)  # a few dozen codes occur in practice
 def enhanced_status(text: str) -> EnhancedStatus | None:
     """:func:`~exporter.mail.smtp.parse_enhanced_status`, remembered for the codes seen."""
-    try:
-        return _STATUSES[text]
-    except KeyError:
-        status = parse_enhanced_status(text)
-        if len(_STATUSES) >= _MAX_STATUSES:
-            _STATUSES.clear()
-        _STATUSES[text] = status
-        return status
+    return parse_enhanced_status(text)
 
 
 class Kind(StrEnum):

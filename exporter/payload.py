@@ -19,6 +19,7 @@ import codecs
 import json
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Final
 from urllib.parse import unquote_to_bytes
@@ -76,20 +77,13 @@ _FOLDED: Final = re.compile(r"\n[ \t]+")
 
 #: The codec of each charset name seen, bounded: nearly every body declares none (UTF-8) or
 #: one of a handful of spellings, and the lookup folds the name each time otherwise.
-_CODECS: Final[dict[str, str | None]] = {}
-_MAX_CODECS: Final = 256
+_codec_for: Final = lru_cache(maxsize=256)(codec_for)
 
 
 def text_codec(charset: str, field: str | None = None) -> str:
     """The Python codec for a declared charset, or a 400 naming the charset (and the field
     it was declared for, in a multipart body)."""
-    try:
-        codec = _CODECS[charset]
-    except KeyError:
-        codec = codec_for(charset)
-        if len(_CODECS) >= _MAX_CODECS:
-            _CODECS.clear()
-        _CODECS[charset] = codec
+    codec = _codec_for(charset)
     if codec is None:
         raise invalid(f"unknown charset {charset[:MAX_CHARSET_NAME]!r}", field)
     return codec

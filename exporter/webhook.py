@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Final, TypedDict
 
 from exporter.domains import InvalidDomainError, normalize_domain
@@ -227,21 +228,10 @@ def _extra(fields: Fields, known: frozenset[str]) -> tuple[tuple[str, str], ...]
     return tuple(extra)
 
 
-#: Normalized states of the spellings seen so far, bounded (SMTPeter sends a handful).
-_STATES: Final[dict[str, str]] = {}
-_MAX_STATES: Final = 1024
-
-
+@lru_cache(maxsize=1024)  # SMTPeter sends a handful of spellings
 def _state(raw: str) -> str:
     """The state label of ``raw`` (``other`` when none is given or known), remembered."""
-    try:
-        return _STATES[raw]
-    except KeyError:
-        state = normalize_state(raw) or "other"
-        if len(_STATES) >= _MAX_STATES:
-            _STATES.clear()
-        _STATES[raw] = state
-        return state
+    return normalize_state(raw) or "other"
 
 
 def _code(reader: _Reader) -> str:
