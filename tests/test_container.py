@@ -269,6 +269,9 @@ def test_image_builds_runs_answers_and_drains(tmp_path: Path) -> None:
             ]
             events = [line["event"] for line in logs]
             assert "failure" in events
+            # The image installs the uvloop extra: the service runs on libuv's loop.
+            (starting,) = [line for line in logs if line["event"] == "starting"]
+            assert starting["event_loop"] == "uvloop", starting
             assert events[-3:] == ["draining", "shutting_down", "stopped"], events
         finally:
             engine.quietly("rm", "--force", name)
