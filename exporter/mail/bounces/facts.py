@@ -35,7 +35,7 @@ def _fact(failure: Failure, dialogue_state: str) -> BounceFact:
         or command_in(failure.context)
         or dialogue_state
     )
-    domain = failure.recipient.rpartition("@")[2].rstrip(".").lower()
+    domain = failure.recipient.rpartition("@")[2]  # the provider layer folds it
     verdict = classify_failure(state, code, status, description, domain=domain, host=failure.host)
     return BounceFact(
         failure.recipient, status, code, state, description, verdict.reason, verdict.bounce_type
